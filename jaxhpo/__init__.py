@@ -1,0 +1,33 @@
+"""jaxhpo: JAX-native hyperparameter optimization.
+
+Public API (everything else is private and may change):
+
+* search spaces: :class:`Space`, :class:`Float`, :class:`Int`, :class:`Categorical`;
+* the strategy protocol :class:`Strategy` and the strategies in :mod:`jaxhpo.strategies`;
+* drivers :func:`minimize` (journal, resume, Python or JAX objectives) and
+  :func:`minimize_scan` (the whole run in one ``lax.scan``), returning a :class:`Result`;
+* the trial record :class:`History` / :class:`Trial`;
+* test functions with known optima in :mod:`jaxhpo.functions`.
+"""
+
+from jaxhpo import strategies
+from jaxhpo._driver import Result, TooManyFailures, minimize, minimize_scan
+from jaxhpo._history import History, Trial, pareto_mask
+from jaxhpo._space import Categorical, Float, Int, Space
+from jaxhpo._strategy import Strategy, sanitize_fitness
+
+__version__ = "0.1.0"
+
+__all__ = [
+    "Categorical", "Float", "History", "Int", "Result", "Space", "Strategy", "TooManyFailures",
+    "Trial", "minimize", "minimize_scan", "pareto_mask", "sanitize_fitness", "strategies",
+]
+
+
+def __getattr__(name):
+    # jaxhpo.functions is imported lazily so `import jaxhpo` stays light.
+    if name == "functions":
+        import importlib
+
+        return importlib.import_module("jaxhpo.functions")
+    raise AttributeError(f"module 'jaxhpo' has no attribute {name!r}")

@@ -1,0 +1,215 @@
+"""The record of every trial of a run, with export to JSON, CSV and pandas."""
+
+from __future__ import annotations
+
+import csv
+import json
+import math
+from collections.abc import Iterator, Sequence
+from dataclasses import asdict, dataclass, field
+from typing import Any
+
+import numpy as np
+
+OK, FAILED, DIVERGED, STOPPED = "ok", "failed", "diverged", "stopped"
+STATUSES = (OK, FAILED, DIVERGED, STOPPED)
+
+
+@dataclass
+class Trial:
+    """One evaluated configuration.
+
+    Attributes:
+      number: global trial number, ``generation * population_size + member``.
+      generation: the generation (``ask``) that proposed it.
+      member: its row in that generation's population.
+      x: its unit-cube point (``d`` floats).
+      params: the active parameters' values (plain Python values).
+      inactive: names of the conditional parameters that were inactive.
+      metrics: every metric the objective returned (``NaN`` where non-finite).
+      values: the objective value(s), as returned (not negated for maximization); ``None`` when
+        the trial failed.
+      status: ``"ok"``, ``"failed"`` (the objective raised), ``"diverged"`` (NaN/inf objective) or
+        ``"stopped"`` (ended early by a scheduler).
+      error: the exception message of a failed trial.
+      wall_time: seconds of the evaluation call that produced it (for a vmapped JAX objective,
+        the whole generation's batch).
+      timestamp: Unix time at which the trial completed.
+      fidelity: training budget used (for multi-fidelity runs), else ``None``.
+    """
+
+    number: int
+    generation: int
+    member: int
+    x: list[float]
+    params: dict[str, Any]
+    inactive: list[str]
+    metrics: dict[str, float]
+    values: list[float] | None
+    status: str
+    error: str | None = None
+    wall_time: float = 0.0
+    timestamp: float = 0.0
+    fidelity: float | None = None
+
+    @property
+    def value(self) -> float | None:
+        """The single objective value (``None`` for failed trials)."""
+        if self.values is None:
+            return None
+        if len(self.values) != 1:
+            raise ValueError("this trial has several objective values; use trial.values")
+        return self.values[0]
+
+    def to_record(self) -> dict:
+        return {k: _json_safe(v) for k, v in asdict(self).items()}
+
+    @classmethod
+    def from_record(cls, rec: dict) -> "Trial":
+        rec = {k: v for k, v in rec.items() if k in cls.__dataclass_fields__}
+        rec["metrics"] = {k: (math.nan if v is None else v) for k, v in rec["metrics"].items()}
+        if rec.get("values") is not None:
+            rec["values"] = [math.nan if v is None else v for v in rec["values"]]
+        return cls(**rec)
+
+
+def _json_safe(v):
+    """NaN/inf become None so the journal is strict JSON."""
+    if isinstance(v, float) and not math.isfinite(v):
+        return None
+    if isinstance(v, dict):
+        return {k: _json_safe(x) for k, x in v.items()}
+    if isinstance(v, (list, tuple)):
+        return [_json_safe(x) for x in v]
+    return v
+
+
+def pareto_mask(values: np.ndarray) -> np.ndarray:
+    """``bool[n]``: rows of ``values f[n, m]`` (minimized) that no other row dominates."""
+    v = np.asarray(values, np.float64)
+    n = v.shape[0]
+    keep = np.ones(n, bool)
+    for i in range(n):
+        if not keep[i]:
+            continue
+        dominates_i = np.all(v <= v[i], axis=1) & np.any(v < v[i], axis=1)
+        if dominates_i.any():
+            keep[i] = False
+    return keep
+
+
+@dataclass
+class History:
+    """All trials of a run, in completion order.
+
+    Attributes:
+      objectives: the names of the objective metrics.
+      directions: ``"minimize"``/``"maximize"`` per objective.
+      trials: the :class:`Trial` records.
+    """
+
+    objectives: list[str]
+    directions: list[str]
+    trials: list[Trial] = field(default_factory=list)
+
+    def __len__(self) -> int:
+        return len(self.trials)
+
+    def __iter__(self) -> Iterator[Trial]:
+        return iter(self.trials)
+
+    def __getitem__(self, i) -> Trial:
+        return self.trials[i]
+
+    def append(self, trial: Trial) -> None:
+        self.trials.append(trial)
+
+    def completed(self) -> list[Trial]:
+        """Trials with status ``ok`` (or ``stopped``, which carry a valid value)."""
+        return [t for t in self.trials if t.status in (OK, STOPPED) and t.values is not None]
+
+    def minimization_values(self, trials: Sequence[Trial] | None = None) -> np.ndarray:
+        """``f64[n, m]`` objective values oriented so smaller is better."""
+        trials = self.completed() if trials is None else trials
+        sign = np.array([1.0 if d == "minimize" else -1.0 for d in self.directions])
+        if not trials:
+            return np.zeros((0, len(self.objectives)))
+        return np.array([t.values for t in trials], np.float64) * sign
+
+    def best_trial(self) -> Trial:
+        """The best completed trial of a single-objective run."""
+        if len(self.objectives) != 1:
+            raise ValueError("best_trial is for one objective; use best_trials() (Pareto front)")
+        done = self.completed()
+        if not done:
+            raise ValueError("no trial completed successfully, so there is no best trial")
+        return done[int(np.argmin(self.minimization_values(done)[:, 0]))]
+
+    def best_trials(self) -> list[Trial]:
+        """The non-dominated completed trials (the Pareto front; the best one for m = 1)."""
+        done = self.completed()
+        if not done:
+            return []
+        mask = pareto_mask(self.minimization_values(done))
+        return [t for t, k in zip(done, mask) if k]
+
+    def best_so_far(self) -> np.ndarray:
+        """``f64[n_trials]`` running best (in the user's direction) of a single objective."""
+        if len(self.objectives) != 1:
+            raise ValueError("best_so_far is for one objective")
+        sign = 1.0 if self.directions[0] == "minimize" else -1.0
+        v = np.array([sign * t.values[0] if t.status == OK and t.values is not None else np.inf
+                      for t in self.trials])
+        return sign * np.minimum.accumulate(v) if len(v) else v
+
+    def x_array(self) -> np.ndarray:
+        """``f32[n_trials, d]`` unit-cube points of all trials."""
+        return np.array([t.x for t in self.trials], np.float32)
+
+    # ----------------------------------------------------------------- export
+    def to_records(self) -> list[dict]:
+        return [t.to_record() for t in self.trials]
+
+    def to_json(self, path: str | None = None) -> str:
+        """All trials as a JSON document (also written to ``path`` when given)."""
+        doc = json.dumps({"objectives": self.objectives, "directions": self.directions,
+                          "trials": self.to_records()}, indent=1)
+        if path is not None:
+            with open(path, "w") as f:
+                f.write(doc)
+        return doc
+
+    def _flat_rows(self) -> tuple[list[str], list[dict]]:
+        params = list(dict.fromkeys(k for t in self.trials for k in t.params))
+        metrics = list(dict.fromkeys(k for t in self.trials for k in t.metrics))
+        cols = (["number", "generation", "member", "status"] + self.objectives
+                + [f"params_{p}" for p in params] + [f"metrics_{m}" for m in metrics]
+                + ["fidelity", "wall_time", "timestamp", "error"])
+        rows = []
+        for t in self.trials:
+            r = {"number": t.number, "generation": t.generation, "member": t.member,
+                 "status": t.status, "fidelity": t.fidelity, "wall_time": t.wall_time,
+                 "timestamp": t.timestamp, "error": t.error}
+            for i, name in enumerate(self.objectives):
+                r[name] = None if t.values is None else t.values[i]
+            r.update({f"params_{p}": t.params.get(p) for p in params})
+            r.update({f"metrics_{m}": t.metrics.get(m) for m in metrics})
+            rows.append(r)
+        return cols, rows
+
+    def to_csv(self, path: str) -> None:
+        """One row per trial: status, objective(s), ``params_*``, ``metrics_*`` columns."""
+        cols, rows = self._flat_rows()
+        with open(path, "w", newline="") as f:
+            w = csv.DictWriter(f, fieldnames=cols)
+            w.writeheader()
+            w.writerows(rows)
+
+    def to_dataframe(self):
+        """The same table as :meth:`to_csv` as a ``pandas.DataFrame`` (needs pandas)."""
+        try:
+            import pandas as pd
+        except ImportError as e:  # pragma: no cover - depends on the environment
+            raise ImportError("History.to_dataframe needs pandas: pip install pandas") from e
+        cols, rows = self._flat_rows()
+        return pd.DataFrame(rows, columns=cols)

@@ -1,0 +1,89 @@
+"""The Strategy protocol: an immutable record of pure ``init/ask/tell`` functions.
+
+Modelled on ``optax.GradientTransformation``: a factory such as
+``jaxhpo.strategies.random_search(space, population_size)`` closes over static configuration
+and returns a :class:`Strategy`; the strategy state is a pytree of fixed-shape arrays, so
+``ask``/``tell`` compile once and can run under ``jit``, ``vmap`` and ``lax.scan``.
+
+Fitness is *minimized*. ``NaN``/``inf`` fitness marks a failed or diverged trial; every strategy
+treats it as the worst value it has seen and keeps its state finite.
+"""
+
+from __future__ import annotations
+
+from typing import Any, Callable, NamedTuple
+
+import jax
+import jax.numpy as jnp
+
+StrategyState = Any
+
+
+class Strategy(NamedTuple):
+    """A search strategy: pure functions plus the static facts a driver needs.
+
+    Attributes:
+      init: ``init(key) -> state``.
+      ask: ``ask(key, state) -> (x, state)`` with ``x: f32[population_size, num_dims]`` in
+        ``[0, 1]``.
+      tell: ``tell(state, x, fitness) -> state`` with ``fitness: f32[population_size]`` (or
+        ``f32[population_size, m]`` for multi-objective strategies), minimized, NaN/inf allowed.
+      population_size: rows returned by each ``ask`` (a static Python int).
+      num_dims: the search space's dimension ``d``.
+      name: a short identifier recorded in journals.
+      max_generations: ``None`` for strategies that can propose forever; otherwise the number
+        of generations after which every proposal has been made (e.g. a finite grid).
+
+    Example:
+      >>> strategy = jaxhpo.strategies.random_search(space, population_size=16)
+      >>> state = strategy.init(jax.random.key(0))
+      >>> x, state = strategy.ask(jax.random.key(1), state)
+      >>> state = strategy.tell(state, x, fitness)
+    """
+
+    init: Callable[[jax.Array], StrategyState]
+    ask: Callable[[jax.Array, StrategyState], tuple[jax.Array, StrategyState]]
+    tell: Callable[[StrategyState, jax.Array, jax.Array], StrategyState]
+    population_size: int
+    num_dims: int
+    name: str = "strategy"
+    max_generations: int | None = None
+
+
+def check_population_size(population_size, arg: str = "population_size") -> int:
+    """Validate a static population size and return it as a Python int."""
+    if isinstance(population_size, bool) or not isinstance(population_size, int):
+        raise TypeError(f"{arg} must be a positive Python int, got {population_size!r}")
+    if population_size < 1:
+        raise ValueError(f"{arg} must be >= 1, got {population_size}")
+    return population_size
+
+
+def check_space(space) -> int:
+    """Validate that ``space`` is a :class:`jaxhpo.Space` and return its dimension."""
+    from jaxhpo._space import Space
+
+    if not isinstance(space, Space):
+        raise TypeError(f"space must be a jaxhpo.Space, got {type(space).__name__}")
+    return space.dim
+
+
+def sanitize_fitness(fitness: jax.Array) -> tuple[jax.Array, jax.Array]:
+    """Replace NaN/inf fitness by a finite value worse than every finite one.
+
+    Args:
+      fitness: ``f32[pop]`` or ``f32[pop, m]``, minimized.
+
+    Returns:
+      ``(clean, ok)``: ``clean`` has the same shape with each non-finite entry replaced, per
+      objective column, by ``max(finite) + 1 + |max(finite)|`` (``0`` if a column has no finite
+      entry, i.e. every trial is equally bad); ``ok: bool[pop]`` marks rows whose every entry was
+      finite.
+    """
+    f = jnp.asarray(fitness, jnp.float32)
+    finite = jnp.isfinite(f)
+    big = jnp.max(jnp.where(finite, f, -jnp.inf), axis=0)
+    worst = jnp.where(jnp.isfinite(big), big + 1.0 + jnp.abs(big), 0.0)
+    clean = jnp.where(finite, f, worst)
+    ok = finite if f.ndim == 1 else jnp.all(finite, axis=-1)
+    return clean, ok

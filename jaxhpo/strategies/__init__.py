@@ -1,0 +1,44 @@
+"""Search strategies: factories returning :class:`jaxhpo.Strategy`, and the registry.
+
+Every strategy registered in :data:`REGISTRY` is run through the conformance suite
+(``tests/test_conformance.py``): ask shapes and bounds, no retrace, determinism, ``lax.scan``,
+NaN/inf robustness and progress on a function with a known optimum. Adding a strategy means one
+file and one registry line.
+"""
+
+from __future__ import annotations
+
+from typing import Callable, NamedTuple
+
+from jaxhpo._space import Space
+from jaxhpo._strategy import Strategy, sanitize_fitness
+from jaxhpo.strategies._grid import GridSearchState, grid_search
+from jaxhpo.strategies._quasi_random import QuasiRandomState, quasi_random
+from jaxhpo.strategies._random import RandomSearchState, random_search
+
+
+class RegistryEntry(NamedTuple):
+    """How the conformance suite builds a strategy with default settings.
+
+    Attributes:
+      make: ``make(space, population_size) -> Strategy``.
+      num_objectives: ``1`` for single-objective strategies, ``m > 1`` for multi-objective ones
+        (the suite then passes ``f32[pop, m]`` fitness).
+    """
+
+    make: Callable[[Space, int], Strategy]
+    num_objectives: int = 1
+
+
+REGISTRY: dict[str, RegistryEntry] = {
+    "random_search": RegistryEntry(random_search),
+    "quasi_random": RegistryEntry(quasi_random),
+    "grid_search": RegistryEntry(lambda space, pop: grid_search(space, 9, population_size=pop)),
+}
+
+__all__ = [
+    "REGISTRY", "RegistryEntry", "Strategy", "sanitize_fitness",
+    "random_search", "RandomSearchState",
+    "quasi_random", "QuasiRandomState",
+    "grid_search", "GridSearchState",
+]
