@@ -55,14 +55,15 @@ def halton(index: jax.Array, bases: jax.Array, mult: jax.Array, shift: jax.Array
     """
     n = jnp.broadcast_to(index[:, None], (index.shape[0], bases.shape[0])).astype(jnp.int32)
     p = bases[None, :]
-    out = jnp.zeros(n.shape, jnp.float32)
-    scale = jnp.ones(bases.shape, jnp.float32) / bases.astype(jnp.float32)
-    for k in range(mult.shape[1]):
-        digit = n % p
-        n = n // p
-        digit = (mult[None, :, k] * digit + shift[None, :, k]) % p
-        out = out + digit.astype(jnp.float32) * scale
-        scale = scale / bases.astype(jnp.float32)
+    inv_p = 1.0 / bases.astype(jnp.float32)
+
+    def digit_step(k, carry):
+        n, out, scale = carry
+        digit = (mult[None, :, k] * (n % p) + shift[None, :, k]) % p
+        return n // p, out + digit.astype(jnp.float32) * scale, scale * inv_p
+
+    init = (n, jnp.zeros(n.shape, jnp.float32), jnp.broadcast_to(inv_p, n.shape))
+    _, out, _ = jax.lax.fori_loop(0, mult.shape[1], digit_step, init)
     return jnp.minimum(out, jnp.float32(1.0 - 2.0**-24))
 
 

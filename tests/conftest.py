@@ -1,0 +1,14 @@
+"""Shared test configuration: CPU, a persistent compilation cache, float32 defaults."""
+
+import os
+
+os.environ.setdefault("JAX_PLATFORMS", "cpu")
+
+import jax  # noqa: E402
+
+_cache = os.path.join(os.path.dirname(__file__), "..", ".jax_cache")
+try:
+    jax.config.update("jax_compilation_cache_dir", os.path.abspath(_cache))
+    jax.config.update("jax_persistent_cache_min_compile_time_secs", 0.5)
+except Exception:  # pragma: no cover - older/newer jax without these options
+    pass

@@ -1,0 +1,206 @@
+"""minimize / minimize_scan: objective kinds, directions, metrics, failures, exports."""
+
+import json
+import math
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+import pytest
+
+import jaxhpo
+from jaxhpo import Categorical, Float, Int, Space
+from jaxhpo.strategies import quasi_random, random_search
+
+
+def quad_space():
+    return Space({"x": Float(-2.0, 2.0), "y": Float(-2.0, 2.0)})
+
+
+def jax_quad(key, hp):
+    return (hp["x"] - 1.0) ** 2 + (hp["y"] + 0.5) ** 2
+
+
+def test_jax_objective_finds_the_minimum():
+    space = quad_space()
+    res = jaxhpo.minimize(jax_quad, space, quasi_random(space, 64), num_generations=8,
+                          key=0, progress=False)
+    assert len(res.history) == 512
+    # 512 well-spread points in a 4x4 box are ~0.18 apart, so the best is within the
+    # covering radius ~0.18/sqrt(2) of the optimum: squared distance <= 0.016.
+    assert res.best_value < 0.016
+    assert res.best_params["x"] == pytest.approx(1.0, abs=0.13)
+    assert res.best_params["y"] == pytest.approx(-0.5, abs=0.13)
+    assert res.best_value == pytest.approx(
+        (res.best_params["x"] - 1) ** 2 + (res.best_params["y"] + 0.5) ** 2, rel=1e-4)
+
+
+def test_minimize_scan_reproduces_minimize():
+    space = quad_space()
+    s = random_search(space, 16)
+    a = jaxhpo.minimize(jax_quad, space, s, num_generations=4, key=3, progress=False)
+    b = jaxhpo.minimize_scan(jax_quad, space, s, num_generations=4, key=3)
+    assert b.arrays["x"].shape == (4, 16, 2) and b.arrays["value"].shape == (4, 16)
+    np.testing.assert_allclose([t.x for t in a.history], [t.x for t in b.history])
+    np.testing.assert_allclose([t.value for t in a.history], [t.value for t in b.history],
+                               rtol=1e-6)
+    assert a.best_params == b.best_params
+
+
+def test_python_objective_matches_jax_objective_on_same_proposals():
+    space = quad_space()
+    s = random_search(space, 8)
+    a = jaxhpo.minimize(jax_quad, space, s, num_generations=3, key=1, progress=False)
+    b = jaxhpo.minimize(lambda p: (p["x"] - 1.0) ** 2 + (p["y"] + 0.5) ** 2, space, s,
+                        num_generations=3, key=1, progress=False)
+    np.testing.assert_allclose([t.value for t in a.history], [t.value for t in b.history],
+                               rtol=1e-5)
+
+
+def test_maximize_and_dict_metrics():
+    space = quad_space()
+
+    def obj(key, hp):
+        loss = jax_quad(key, hp)
+        return {"acc": 1.0 - loss, "loss": loss, "size": hp["x"] * 0 + 3.0}
+
+    res = jaxhpo.minimize(obj, space, random_search(space, 32), num_generations=3,
+                          metric="acc", direction="maximize", progress=False)
+    assert res.history.objectives == ["acc"]
+    accs = [t.metrics["acc"] for t in res.history]
+    assert res.best_value == pytest.approx(max(accs))
+    assert set(res.best_trial.metrics) == {"acc", "loss", "size"}
+    with pytest.raises(ValueError, match="metric"):
+        jaxhpo.minimize(obj, space, random_search(space, 4), num_generations=1, progress=False)
+
+
+def test_multi_objective_gives_pareto_front():
+    space = Space({"x": Float(0.0, 1.0)})
+    # f1 = x, f2 = 1 - x (maximized -> minimize x - 1): every point is Pareto-optimal except
+    # duplicates; with f2 = (x - 0.5)^2 only x <= 0.5 is Pareto-optimal.
+    seen = []
+
+    def obj(key, hp):
+        return {"f1": hp["x"], "f2": (hp["x"] - 0.5) ** 2}
+
+    def recording_tell(state, x, fitness):
+        seen.append(fitness.shape)  # shapes are static under jit
+        return state
+
+    s = random_search(space, 32)
+    res = jaxhpo.minimize(obj, space, s._replace(tell=recording_tell), num_generations=2,
+                          metric=["f1", "f2"], progress=False)
+    assert seen[0] == (32, 2)
+    front = res.best_trials
+    assert front and all(t.params["x"] <= 0.5 + 1e-6 for t in front)
+    xs_front = sorted(t.params["x"] for t in front)
+    xs_all = [t.params["x"] for t in res.history if t.params["x"] <= 0.5]
+    assert len(xs_front) == len(xs_all)
+    with pytest.raises(ValueError, match="best_trials"):
+        res.best_value
+
+
+def test_nan_results_marked_diverged_and_told_as_worst():
+    space = Space({"x": Float(0.0, 1.0)})
+    told = []
+
+    def obj(key, hp):
+        return jnp.where(hp["x"] > 0.5, jnp.nan, hp["x"])
+
+    def tell(state, x, f):  # the driver jits tell: read the fitness through a callback
+        jax.debug.callback(lambda v: told.append(np.asarray(v)), f)
+        return state
+
+    s = random_search(space, 64)
+    res = jaxhpo.minimize(obj, space, s._replace(tell=tell), num_generations=1,
+                          progress=False)
+    st = [t.status for t in res.history]
+    xs = np.array([t.x[0] for t in res.history])
+    assert all((s_ == "diverged") == (x > 0.5) for s_, x in zip(st, xs))
+    assert np.isnan(told[0][xs > 0.5]).all()
+    assert res.best_value == pytest.approx(xs.min(), rel=1e-5)
+
+
+def test_python_failures_recorded_and_max_failures():
+    space = Space({"x": Float(0.0, 1.0)})
+
+    def obj(p):
+        if p["x"] > 0.7:
+            raise RuntimeError("boom")
+        return p["x"]
+
+    with pytest.warns(UserWarning, match="boom"):
+        res = jaxhpo.minimize(obj, space, random_search(space, 10), num_generations=2,
+                              progress=False)
+    failed = [t for t in res.history if t.status == "failed"]
+    assert failed and all("RuntimeError: boom" == t.error for t in failed)
+    assert all(t.params["x"] > 0.7 for t in failed)
+    assert res.best_value == pytest.approx(min(t.params["x"] for t in res.history), rel=1e-5)
+    with pytest.raises(jaxhpo.TooManyFailures, match="max_failures=0"):
+        with pytest.warns(UserWarning):
+            jaxhpo.minimize(lambda p: 1 / 0, space, random_search(space, 4),
+                            num_generations=2, max_failures=0, progress=False)
+
+
+def test_objective_kind_detection_and_forcing():
+    from jaxhpo._driver import objective_kind
+
+    assert objective_kind(lambda key, hp: 0.0) == "jax"
+    assert objective_kind(lambda p: 0.0) == "python"
+    assert objective_kind(lambda p, scale=2: 0.0) == "python"
+    assert objective_kind(lambda *a: 0.0, "python") == "python"
+    with pytest.raises(TypeError, match="objective_type"):
+        objective_kind(lambda *a: 0.0)
+
+    class Obj:
+        def __call__(self, params):
+            return params["x"]
+
+    space = Space({"x": Float(0.0, 1.0)})
+    res = jaxhpo.minimize(Obj(), space, random_search(space, 4), num_generations=1,
+                          progress=False)
+    assert res.best_value == pytest.approx(min(t.params["x"] for t in res.history))
+
+
+def test_grid_search_runs_its_whole_grid_by_default():
+    space = Space({"a": Int(0, 4), "c": Categorical(["p", "q"])})
+    res = jaxhpo.minimize(lambda p: p["a"] + (p["c"] == "q"), space,
+                          jaxhpo.strategies.grid_search(space, 5), progress=False)
+    assert len(res.history) == 10
+    assert res.best_params == {"a": 0, "c": "p"} and res.best_value == 0
+
+
+def test_exports(tmp_path):
+    space = Space({"lr": Float(1e-3, 1.0, log=True), "opt": Categorical(["sgd", "adam"]),
+                   "m": Float(0.0, 0.9, condition={"opt": "sgd"})})
+    res = jaxhpo.minimize(lambda p: p["lr"], space, random_search(space, 6),
+                          num_generations=2, progress=False)
+    doc = json.loads(res.history.to_json(str(tmp_path / "h.json")))
+    assert len(doc["trials"]) == 12 and doc["objectives"] == ["value"]
+    assert json.loads((tmp_path / "h.json").read_text()) == doc
+    res.history.to_csv(str(tmp_path / "h.csv"))
+    lines = (tmp_path / "h.csv").read_text().splitlines()
+    assert len(lines) == 13 and "params_lr" in lines[0] and "params_m" in lines[0]
+    for t in res.history:
+        assert ("m" in t.params) == (t.params["opt"] == "sgd")
+        assert t.inactive == ([] if t.params["opt"] == "sgd" else ["m"])
+    pd = pytest.importorskip("pandas")
+    df = res.history.to_dataframe()
+    assert isinstance(df, pd.DataFrame) and len(df) == 12
+    np.testing.assert_allclose(df["value"].to_numpy(), [t.value for t in res.history])
+
+
+def test_best_so_far_is_monotone():
+    space = quad_space()
+    res = jaxhpo.minimize(jax_quad, space, random_search(space, 8), num_generations=5,
+                          progress=False)
+    b = res.history.best_so_far()
+    assert b.shape == (40,) and np.all(np.diff(b) <= 0)
+    assert b[-1] == pytest.approx(res.best_value)
+
+
+def test_progress_bar_is_quiet_when_not_a_tty(capsys):
+    space = quad_space()
+    jaxhpo.minimize(jax_quad, space, random_search(space, 8), num_generations=2, progress=True)
+    out = capsys.readouterr()
+    assert out.out == "" and out.err == ""

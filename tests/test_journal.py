@@ -1,0 +1,159 @@
+"""Journal: durable JSON Lines, bit-exact state restore, and resume after SIGKILL."""
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import textwrap
+import time
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+import pytest
+
+import jaxhpo
+from jaxhpo import Float, Space
+from jaxhpo._journal import Journal, decode_state, encode_state
+from jaxhpo.strategies import quasi_random, random_search
+
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+
+SCRIPT = textwrap.dedent("""
+    import sys, time
+    import jax.numpy as jnp
+    import jaxhpo
+    from jaxhpo import Float, Space
+    from jaxhpo.strategies import quasi_random
+
+    space = Space({"x": Float(-2.0, 2.0), "y": Float(-2.0, 2.0)})
+
+    def py_obj(p):
+        time.sleep(0.01)
+        return (p["x"] - 1.0) ** 2 + (p["y"] + 0.5) ** 2
+
+    def jax_obj(key, hp):
+        return (hp["x"] - 1.0) ** 2 + (hp["y"] + 0.5) ** 2
+
+    def run(kind, path, resume, gens):
+        return jaxhpo.minimize(py_obj if kind == "python" else jax_obj, space,
+                               quasi_random(space, 8), num_generations=gens, key=11,
+                               journal=path, resume=resume, progress=False)
+
+    if __name__ == "__main__":
+        kind, path, gens = sys.argv[1], sys.argv[2], int(sys.argv[3])
+        run(kind, path, False, gens)
+        if kind == "jax":
+            time.sleep(60)   # be killed while idle too; the parent kills us anyway
+""")
+
+
+def _run_inline(kind, path, gens, resume):
+    ns = {}
+    exec(SCRIPT.replace('if __name__ == "__main__":', "if False:"), ns)
+    return ns["run"](kind, path, resume, gens)
+
+
+def _trial_lines(path):
+    if not os.path.exists(path):
+        return 0
+    with open(path, "rb") as f:
+        return sum(b'"type": "trial"' in line for line in f.read().split(b"\n"))
+
+
+@pytest.mark.parametrize("kind,kill_after", [("python", 13), ("python", 30), ("jax", 8)])
+def test_sigkill_then_resume_loses_and_duplicates_nothing(tmp_path, kind, kill_after):
+    gens = 6 if kind == "python" else 400
+    path = str(tmp_path / "run.jsonl")
+    env = dict(os.environ, JAX_PLATFORMS="cpu", PYTHONPATH=ROOT)
+    proc = subprocess.Popen([sys.executable, "-c", SCRIPT, kind, path, str(gens)], env=env)
+    deadline = time.time() + 120
+    while _trial_lines(path) < kill_after and proc.poll() is None and time.time() < deadline:
+        time.sleep(0.005)
+    proc.send_signal(signal.SIGKILL)
+    proc.wait()
+    before = open(path, "rb").read()
+    n_before = _trial_lines(path)
+    assert 0 < n_before < gens * 8, "the kill must land mid-run"
+
+    resumed = _run_inline(kind, path, gens, resume=True)
+    fresh = _run_inline(kind, str(tmp_path / "fresh.jsonl"), gens, resume=False)
+
+    numbers = [t.number for t in resumed.history]
+    assert numbers == list(range(gens * 8)), "every trial exactly once, in order"
+    assert _trial_lines(path) == gens * 8, "journal holds each trial exactly once"
+    # Completed trials from before the kill are untouched (the torn tail, if any, is dropped).
+    after = open(path, "rb").read()
+    complete_prefix = before[: before.rfind(b"\n") + 1]
+    assert after.startswith(complete_prefix)
+    np.testing.assert_allclose([t.x for t in resumed.history], [t.x for t in fresh.history])
+    np.testing.assert_allclose([t.value for t in resumed.history],
+                               [t.value for t in fresh.history], rtol=1e-6)
+    assert resumed.best_value == fresh.best_value
+    assert resumed.best_params == fresh.best_params
+
+
+def test_torn_last_line_is_dropped(tmp_path):
+    path = str(tmp_path / "j.jsonl")
+    space = Space({"x": Float(0.0, 1.0)})
+    jaxhpo.minimize(lambda p: p["x"], space, random_search(space, 4), num_generations=2,
+                    journal=path, progress=False)
+    with open(path, "ab") as f:
+        f.write(b'{"type": "trial", "number": 8, "gen')
+    res = jaxhpo.minimize(lambda p: p["x"], space, random_search(space, 4), num_generations=3,
+                          journal=path, resume=True, progress=False)
+    assert [t.number for t in res.history] == list(range(12))
+    for line in open(path):
+        json.loads(line)
+
+
+def test_resume_of_a_finished_run_evaluates_nothing(tmp_path):
+    path = str(tmp_path / "j.jsonl")
+    space = Space({"x": Float(0.0, 1.0)})
+    first = jaxhpo.minimize(lambda p: p["x"], space, random_search(space, 4), num_generations=2,
+                            journal=path, progress=False)
+    calls = []
+    again = jaxhpo.minimize(lambda p: calls.append(1) or p["x"], space, random_search(space, 4),
+                            num_generations=2, journal=path, resume=True, progress=False)
+    assert calls == [] and again.best_value == first.best_value and len(again.history) == 8
+
+
+def test_resume_checks_settings(tmp_path):
+    path = str(tmp_path / "j.jsonl")
+    space = Space({"x": Float(0.0, 1.0)})
+    jaxhpo.minimize(lambda p: p["x"], space, random_search(space, 4), num_generations=1,
+                    key=0, journal=path, progress=False)
+    with pytest.raises(ValueError, match="already holds a run"):
+        jaxhpo.minimize(lambda p: p["x"], space, random_search(space, 4), num_generations=1,
+                        journal=path, progress=False)
+    with pytest.raises(ValueError, match="key"):
+        jaxhpo.minimize(lambda p: p["x"], space, random_search(space, 4), num_generations=2,
+                        key=1, journal=path, resume=True, progress=False)
+    with pytest.raises(ValueError, match="population_size"):
+        jaxhpo.minimize(lambda p: p["x"], space, random_search(space, 5), num_generations=2,
+                        key=0, journal=path, resume=True, progress=False)
+    with pytest.raises(ValueError, match="resume=True needs journal"):
+        jaxhpo.minimize(lambda p: p["x"], space, random_search(space, 5), num_generations=2,
+                        resume=True, progress=False)
+
+
+def test_state_serialization_is_bit_exact_and_keeps_keys():
+    state = {"a": jnp.array([1.5, np.nextafter(np.float32(1), np.float32(2))], jnp.float32),
+             "i": jnp.arange(3, dtype=jnp.int32), "k": jax.random.key(5),
+             "b": jnp.array([True, False])}
+    back = decode_state(json.loads(json.dumps(encode_state(state))), state)
+    for a, b in zip(jax.tree.leaves(state), jax.tree.leaves(back)):
+        if jax.dtypes.issubdtype(a.dtype, jax.dtypes.prng_key):
+            a, b = jax.random.key_data(a), jax.random.key_data(b)
+        assert a.dtype == b.dtype
+        np.testing.assert_array_equal(np.asarray(a), np.asarray(b))
+
+
+def test_journal_read_write_roundtrip(tmp_path):
+    j = Journal(tmp_path / "sub" / "j.jsonl")
+    assert not j.exists() and j.read() == []
+    j.write({"type": "header"}, {"type": "trial", "n": 1})
+    j.close()
+    assert [r["type"] for r in Journal(tmp_path / "sub" / "j.jsonl").read()] == ["header",
+                                                                                 "trial"]
