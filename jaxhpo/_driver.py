@@ -485,7 +485,15 @@ def minimize_scan(objective: Callable, space: Space, strategy: Strategy, *,
       ``f32[G, P]``; ``history`` is built from them.
     """
     num_generations = _check_common(space, strategy, num_generations, None)
-    objective_kind(objective, "jax")
+    try:
+        kind = objective_kind(objective)
+    except TypeError:  # signature not conclusive (e.g. *args): trust the caller
+        kind = objective_kind(objective, "jax")
+    if kind != "jax":
+        raise TypeError(
+            "minimize_scan needs a JAX-native objective fn(key, hparams); use minimize for "
+            "Python callables fn(params)"
+        )
     names, dirs = _targets(metric, direction)
     key = as_key(key)
     pop = strategy.population_size

@@ -1,0 +1,9 @@
+#!/usr/bin/env bash
+# Create (or reuse) .venv, install jaxhpo, run the demo. Needs only Python >= 3.10.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+PY="${PYTHON:-python3}"
+[ -x .venv/bin/python ] || "$PY" -m venv .venv
+.venv/bin/python -m pip install -q --upgrade pip
+.venv/bin/python -m pip install -q -e .
+exec .venv/bin/python scripts/demo.py "$@"
