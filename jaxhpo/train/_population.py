@@ -1,0 +1,172 @@
+"""A population of members trained in lock-step: the Trainer's functions, vmapped and jitted.
+
+All methods take and return stacked member states (leading axis = population size ``P``) and
+are compiled once per ``P`` (``train`` once per distinct ``steps``/``eval_every``). Gathering,
+copying and refilling members keep the shapes, so they never retrace.
+
+Scale: ``chunk_size`` trains the population in chunks with ``jax.lax.map(..., batch_size=...)``
+when all members do not fit in memory at once; ``mesh`` shards the population axis across
+devices (``jax.sharding.NamedSharding(mesh, PartitionSpec(axis))``), data replicated. Across
+hosts, call ``jax.distributed.initialize()`` first and build the mesh from ``jax.devices()``:
+the same code then spans every host's devices (see ``scripts/multihost_example.py``).
+"""
+
+from __future__ import annotations
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+from jax.sharding import Mesh, NamedSharding, PartitionSpec
+
+from jaxhpo.train._trainer import MemberState, Trainer
+
+
+class Population:
+    """``P`` members of a :class:`Trainer`, trained at once.
+
+    Args:
+      trainer: the per-member functions.
+      size: the population size ``P`` (static).
+      chunk_size: if set, members are processed ``chunk_size`` at a time (``lax.map``) to
+        bound peak memory; must divide ``size``.
+      mesh: optional ``jax.sharding.Mesh``; the population axis is sharded over
+        ``mesh_axis``. ``size`` must be a multiple of that axis' device count.
+      mesh_axis: the mesh axis name for the population (default ``"pop"``).
+
+    Example:
+      >>> pop = Population(trainer, 64)
+      >>> hp = space.decode(strategy_x)                       # {name: f32/i32[64]}
+      >>> state = pop.init(jax.random.key(0), hp)
+      >>> state, curve = pop.train(state, hp, steps=500, eval_every=100)
+      >>> metrics = pop.evaluate(state, hp, "val")            # {"accuracy": f32[64], ...}
+    """
+
+    def __init__(self, trainer: Trainer, size: int, *, chunk_size: int | None = None,
+                 mesh: Mesh | None = None, mesh_axis: str = "pop"):
+        if not isinstance(trainer, Trainer):
+            raise TypeError(f"trainer must be a jaxhpo.train.Trainer, got "
+                            f"{type(trainer).__name__}")
+        if isinstance(size, bool) or not isinstance(size, int) or size < 1:
+            raise ValueError(f"size must be a positive int, got {size!r}")
+        if chunk_size is not None and (not isinstance(chunk_size, int) or chunk_size < 1
+                                       or size % chunk_size):
+            raise ValueError(f"chunk_size must be a positive int dividing size={size}, got "
+                             f"{chunk_size!r}")
+        self.trainer, self.size, self.chunk_size = trainer, size, chunk_size
+        self.mesh, self.mesh_axis = mesh, mesh_axis
+        if mesh is not None:
+            n = mesh.shape[mesh_axis]
+            if size % n:
+                raise ValueError(f"size={size} must be a multiple of the {n} devices on mesh "
+                                 f"axis {mesh_axis!r}")
+        self._data = trainer.device_data()
+        if mesh is not None:
+            rep = NamedSharding(mesh, PartitionSpec())
+            self._data = tuple(jax.device_put(a, rep) for a in self._data)
+        self._init = jax.jit(self._init_impl)
+        self._train = jax.jit(self._train_impl, static_argnames=("steps", "eval_every"))
+        self._evaluate = jax.jit(self._evaluate_impl, static_argnames=("split",))
+        self._gather = jax.jit(self._gather_impl)
+        self._replace = jax.jit(self._replace_impl)
+
+    # ------------------------------------------------------------------ helpers
+    def _map(self, fn, *args):
+        """vmap ``fn`` over members, chunked with lax.map when ``chunk_size`` is set."""
+        if self.chunk_size is None or self.chunk_size == self.size:
+            return jax.vmap(fn)(*args)
+        return jax.lax.map(lambda a: fn(*a), args, batch_size=self.chunk_size)
+
+    def _shard(self, tree):
+        if self.mesh is None:
+            return tree
+        spec = NamedSharding(self.mesh, PartitionSpec(self.mesh_axis))
+        return jax.tree.map(lambda a: jax.lax.with_sharding_constraint(a, spec), tree)
+
+    def _check_hp(self, hp):
+        for k, v in hp.items():
+            if jnp.shape(v)[:1] != (self.size,):
+                raise ValueError(f"hyperparameter {k!r} must have leading axis {self.size} "
+                                 f"(one value per member), got shape {jnp.shape(v)}")
+
+    def place(self, tree):
+        """Put a per-member pytree (leading axis ``P``) on the mesh (no-op without a mesh)."""
+        if self.mesh is None:
+            return tree
+        spec = NamedSharding(self.mesh, PartitionSpec(self.mesh_axis))
+        return jax.device_put(tree, spec)
+
+    # ------------------------------------------------------------------ implementations
+    def _init_impl(self, keys, hp):
+        return self._shard(self._map(self.trainer.init, keys, hp))
+
+    def _train_impl(self, state, hp, data, steps, eval_every):
+        fn = lambda s, h: self.trainer.train(s, h, steps, data[:4], eval_every=eval_every)
+        return self._shard(self._map(fn, state, hp))
+
+    def _evaluate_impl(self, state, hp, data, split):
+        return self._map(lambda s, h: self.trainer.evaluate(s, h, split, data), state, hp)
+
+    def _gather_impl(self, state, idx):
+        return self._shard(jax.tree.map(lambda a: a[idx], state))
+
+    def _replace_impl(self, state, slots, keys, hp):
+        fresh = self._map(self.trainer.init, keys, hp)
+        pick = lambda new, old: jnp.where(slots.reshape((-1,) + (1,) * (old.ndim - 1)), new, old)
+        return self._shard(jax.tree.map(pick, fresh, state))
+
+    # ------------------------------------------------------------------ public API
+    def init(self, key: jax.Array, hp: dict[str, jax.Array]) -> MemberState:
+        """Fresh members; member ``i`` uses ``split(key, P)[i]`` (init, data, dropout)."""
+        self._check_hp(hp)
+        return self._init(self.place(jax.random.split(key, self.size)), self.place(hp))
+
+    def train(self, state: MemberState, hp, steps: int, *, eval_every: int | None = None):
+        """Train every member ``steps`` more steps; returns ``(state, curve)`` where
+        ``curve`` is ``{metric: f32[P, steps // eval_every]}`` (validation) or ``{}``."""
+        self._check_hp(hp)
+        if isinstance(steps, bool) or not isinstance(steps, int) or steps < 1:
+            raise ValueError(f"steps must be a positive int, got {steps!r}")
+        if eval_every is not None and (not isinstance(eval_every, int) or eval_every < 1
+                                       or steps % eval_every):
+            raise ValueError(f"eval_every must be a positive int dividing steps={steps}, got "
+                             f"{eval_every!r}")
+        return self._train(state, self.place(hp), self._data, steps=steps,
+                           eval_every=eval_every)
+
+    def evaluate(self, state: MemberState, hp, split: str = "val") -> dict[str, jax.Array]:
+        """Per-member metrics ``{name: f32[P]}`` on ``split`` (see ``Trainer.evaluate``)."""
+        self._check_hp(hp)
+        if split not in ("train", "val", "test"):
+            raise ValueError(f"split must be 'train', 'val' or 'test', got {split!r}")
+        return self._evaluate(state, self.place(hp), self._data, split=split)
+
+    def gather(self, state: MemberState, idx) -> MemberState:
+        """Member ``j`` of the result is member ``idx[j]`` of ``state`` (``idx: i32[P]``).
+
+        Keeping a subset and PBT copying are both gathers: to copy members ``src`` onto
+        ``dst`` use :meth:`copy`.
+        """
+        idx = jnp.asarray(idx, jnp.int32)
+        if idx.shape != (self.size,):
+            raise ValueError(f"idx must have shape ({self.size},), got {idx.shape}")
+        return self._gather(state, idx)
+
+    def copy(self, state: MemberState, src, dst) -> MemberState:
+        """Copy weights and optimizer state of members ``src[k]`` onto ``dst[k]`` (PBT)."""
+        src, dst = np.asarray(src, np.int32), np.asarray(dst, np.int32)
+        if src.shape != dst.shape or src.ndim != 1:
+            raise ValueError("src and dst must be 1-D index arrays of equal length")
+        idx = np.arange(self.size, dtype=np.int32)
+        idx[dst] = src
+        return self.gather(state, idx)
+
+    def replace(self, state: MemberState, slots, key: jax.Array, hp) -> MemberState:
+        """Fresh members (new weights, optimizer state, streams) in the ``slots`` (``bool[P]``)
+        initialized with ``hp`` (full-population arrays; only the slots' rows are used)."""
+        slots = jnp.asarray(slots, bool)
+        if slots.shape != (self.size,):
+            raise ValueError(f"slots must be bool[{self.size}], got shape {slots.shape}")
+        self._check_hp(hp)
+        return self._replace(state, self.place(slots), self.place(jax.random.split(key,
+                                                                                    self.size)),
+                             self.place(hp))
