@@ -33,7 +33,9 @@ class RegistryEntry(NamedTuple):
 REGISTRY: dict[str, RegistryEntry] = {
     "random_search": RegistryEntry(random_search),
     "quasi_random": RegistryEntry(quasi_random),
-    "grid_search": RegistryEntry(lambda space, pop: grid_search(space, 9, population_size=pop)),
+    # about 1000 grid points whatever the dimension
+    "grid_search": RegistryEntry(lambda space, pop: grid_search(
+        space, max(2, round(1000 ** (1 / space.dim))), population_size=pop)),
 }
 
 __all__ = [

@@ -1,0 +1,146 @@
+"""Search quality: regret (best value found - known optimum) after N evaluations.
+
+Strategies x test functions x seeds, jaxhpo strategies side by side with Optuna samplers on the
+same functions and domains. Later strategies join by adding one line to ``JAXHPO_STRATEGIES``
+(or ``OPTUNA_SAMPLERS``). Prints median regret [25%, 75%] at each checkpoint and writes JSON
+under ``benchmarks/results/``.
+
+    python benchmarks/quality.py                                  # defaults below
+    python benchmarks/quality.py --functions branin --evals 128 --seeds 10 \
+        --strategies quasi_random,random_search,optuna_random,optuna_qmc
+    python benchmarks/quality.py --quick                          # smoke test
+"""
+
+from __future__ import annotations
+
+import argparse
+import math
+import os
+import sys
+import time
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+import jaxhpo  # noqa: E402
+from _common import print_table, write_result  # noqa: E402
+from jaxhpo import functions as F  # noqa: E402
+
+# name -> factory(space, batch_size) -> Strategy
+JAXHPO_STRATEGIES = {
+    "random_search": lambda space, batch: jaxhpo.strategies.random_search(space, batch),
+    "quasi_random": lambda space, batch: jaxhpo.strategies.quasi_random(space, batch),
+}
+
+
+def _optuna_samplers():
+    import optuna
+
+    return {
+        "optuna_random": lambda seed: optuna.samplers.RandomSampler(seed=seed),
+        "optuna_qmc": lambda seed: optuna.samplers.QMCSampler(seed=seed, scramble=True),
+    }
+
+
+OPTUNA_SAMPLERS = ["optuna_random", "optuna_qmc"]
+FUNCTIONS = ["branin", "hartmann3", "hartmann6", "ackley-5", "levy-4", "rosenbrock-2",
+             "styblinski_tang-4"]
+
+
+def run_jaxhpo(make, tf, evals: int, batch: int, seeds: list[int]) -> np.ndarray:
+    """Best-so-far values ``f[seeds, evals]`` of one jaxhpo strategy (one compile, all seeds)."""
+    strategy = make(tf.space, batch)
+    gens = math.ceil(evals / batch)
+
+    @jax.jit
+    def run(key):  # the driver's key derivation, as in jaxhpo.minimize_scan
+        k_init, k_run = jax.random.split(key)
+
+        def gen(state, g):
+            k_ask, _ = jax.random.split(jax.random.fold_in(k_run, g))
+            x, state = strategy.ask(k_ask, state)
+            f = tf.fn(tf.from_unit(x))
+            return strategy.tell(state, x, f), f
+
+        _, fs = jax.lax.scan(gen, strategy.init(k_init), jnp.arange(gens))
+        return fs.reshape(-1)[:evals]
+
+    out = []
+    for s in seeds:
+        f = np.asarray(run(jax.random.key(s)), np.float64)
+        out.append(np.fmin.accumulate(np.where(np.isfinite(f), f, np.inf)))
+    return np.array(out)
+
+
+def run_optuna(make_sampler, tf, evals: int, seeds: list[int]) -> np.ndarray:
+    import optuna
+
+    optuna.logging.set_verbosity(optuna.logging.WARNING)
+    f = jax.jit(tf.fn)
+    bounds = [(n, p.low, p.high) for n, p in tf.space.items()]
+    out = []
+    for s in seeds:
+        study = optuna.create_study(sampler=make_sampler(s))
+        study.optimize(lambda t: float(f(jnp.array([t.suggest_float(n, lo, hi)
+                                                     for n, lo, hi in bounds]))), n_trials=evals)
+        vals = np.array([t.value for t in study.trials], np.float64)
+        out.append(np.fmin.accumulate(vals))
+    return np.array(out)
+
+
+def main(argv=None):
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--evals", type=int, default=128)
+    ap.add_argument("--seeds", type=int, default=10)
+    ap.add_argument("--batch", type=int, default=8)
+    ap.add_argument("--functions", default=",".join(FUNCTIONS))
+    ap.add_argument("--strategies", default=",".join(list(JAXHPO_STRATEGIES) + OPTUNA_SAMPLERS))
+    ap.add_argument("--checkpoints", default="25,50,100,128")
+    ap.add_argument("--quick", action="store_true", help="2 seeds, 32 evals, 2 functions")
+    args = ap.parse_args(argv)
+    if args.quick:
+        args.seeds, args.evals, args.functions = 2, 32, "branin,hartmann3"
+    seeds = list(range(args.seeds))
+    names = [s for s in args.strategies.split(",") if s]
+    unknown = [s for s in names if s not in JAXHPO_STRATEGIES and s not in OPTUNA_SAMPLERS]
+    if unknown:
+        raise SystemExit(f"unknown strategies {unknown}")
+    checkpoints = sorted({min(int(c), args.evals) for c in args.checkpoints.split(",")}
+                         | {args.evals})
+    optuna_samplers = _optuna_samplers() if any(n in OPTUNA_SAMPLERS for n in names) else {}
+
+    results, rows = {}, []
+    for fname in args.functions.split(","):
+        tf = F.get(fname)
+        row = {"function": tf.name}
+        for name in names:
+            t0 = time.perf_counter()
+            if name in JAXHPO_STRATEGIES:
+                best = run_jaxhpo(JAXHPO_STRATEGIES[name], tf, args.evals, args.batch, seeds)
+            else:
+                best = run_optuna(optuna_samplers[name], tf, args.evals, seeds)
+            regret = best - tf.optimum_value
+            stats = {}
+            for c in checkpoints:
+                r = regret[:, c - 1]
+                stats[c] = {"median": float(np.median(r)), "q25": float(np.quantile(r, .25)),
+                            "q75": float(np.quantile(r, .75))}
+            results.setdefault(tf.name, {})[name] = {
+                "regret_at": stats, "per_seed_final": regret[:, -1].tolist(),
+                "seconds": time.perf_counter() - t0}
+            s = stats[args.evals]
+            row[name] = f"{s['median']:.3g} [{s['q25']:.2g}, {s['q75']:.2g}]"
+        rows.append(row)
+    print_table(rows, ["function"] + names,
+                f"median regret [q25, q75] after {args.evals} evaluations, {len(seeds)} seeds "
+                f"(jaxhpo batch {args.batch})")
+    path = write_result("quality", {"evals": args.evals, "seeds": seeds, "batch": args.batch,
+                                    "checkpoints": checkpoints, "results": results})
+    print(f"\nwrote {path}")
+    return results
+
+
+if __name__ == "__main__":
+    main()
