@@ -325,3 +325,15 @@ def test_population_sharded_over_four_cpu_devices():
     out = subprocess.run([sys.executable, "-c", SHARDED], env=env, capture_output=True,
                          text=True, timeout=300)
     assert "SHARDED-OK" in out.stdout, out.stderr[-3000:]
+
+
+@pytest.mark.parametrize("shape,kernel,stride", [((4, 40, 3), (5,), 2), ((4, 20, 8), (3,), 1),
+                                                 ((2, 9, 9, 3), (3, 3), 2)])
+def test_patch_conv_equals_flax_conv(shape, kernel, stride):
+    from jaxhpo.train._models import PatchConv
+
+    x = jax.random.normal(jax.random.key(0), shape)
+    ours, ref = PatchConv(6, kernel, strides=stride), nn.Conv(6, kernel, strides=stride)
+    params = ours.init(jax.random.key(1), x)
+    np.testing.assert_allclose(np.asarray(ours.apply(params, x)), np.asarray(ref.apply(params, x)),
+                               atol=2e-6)

@@ -17,6 +17,7 @@ computed for the *active* architecture.
 
 from __future__ import annotations
 
+import itertools
 import math
 from typing import Any, Callable, NamedTuple, Sequence
 
@@ -30,6 +31,23 @@ ACTIVATIONS: dict[str, Callable] = {
 }
 
 
+def width_mask(width, max_width: int, dtype):
+    """``f[max_width]`` 0/1 mask of the active units, or ``None`` when ``width`` is ``None``
+    (statically the full width: no masking cost)."""
+    if width is None:
+        return None
+    return (jnp.arange(max_width) < width).astype(dtype)
+
+
+def gate(layer: int, depth):
+    """Residual gate of block ``layer``: ``layer < depth`` (``1`` when ``depth`` is ``None``)."""
+    return 1.0 if depth is None else (layer < depth)
+
+
+def _masked(h, mask):
+    return h if mask is None else h * mask
+
+
 class Model(NamedTuple):
     """A model for the population engine.
 
@@ -38,7 +56,9 @@ class Model(NamedTuple):
         is one batch ``f32[B, ...]``. ``model_state`` holds non-trainable collections (e.g.
         batch statistics, NNX RNG counters), ``{}`` if none.
       apply: ``apply(params, model_state, x, arch, key, train) -> (outputs, model_state)``;
-        ``arch`` is a dict of traced scalars, ``key`` drives dropout, ``train`` is static.
+        ``arch`` is a dict of traced scalars (an entry may be ``None``, or a Python int for
+        ``activation``, when it is fixed: the model then skips that mask / gate / dropout /
+        selection at trace time), ``key`` drives dropout, ``train`` is static.
       cost: ``cost(arch) -> {"param_count": f32[], "flops": f32[]}``: active trainable
         parameters and forward FLOPs per example (multiply-add = 2 FLOPs).
       activations: the activation names the ``activation`` index refers to.
@@ -56,8 +76,8 @@ class Model(NamedTuple):
 
 
 def dropout(x, rate, key, train: bool):
-    """Inverted dropout with a traced ``rate`` (``0`` = identity)."""
-    if not train:
+    """Inverted dropout with a traced ``rate``; ``rate=None`` means statically off."""
+    if not train or rate is None:
         return x
     keep = 1.0 - rate
     mask = jax.random.bernoulli(key, keep, x.shape)
@@ -65,7 +85,10 @@ def dropout(x, rate, key, train: bool):
 
 
 def select_activation(names: Sequence[str], index, x):
-    """``ACTIVATIONS[names[index]](x)`` for a traced ``index`` (computes each, then selects)."""
+    """``ACTIVATIONS[names[index]](x)``; a traced ``index`` computes each and selects, a Python
+    int picks statically."""
+    if isinstance(index, int):
+        return ACTIVATIONS[names[index]](x)
     if len(names) == 1:
         return ACTIVATIONS[names[0]](x)
     out = ACTIVATIONS[names[0]](x)
@@ -99,16 +122,16 @@ class _MLP(nn.Module):
     @nn.compact
     def __call__(self, x, arch, key, train):
         x = x.reshape(x.shape[0], -1)
-        mask = (jnp.arange(self.max_width) < arch["width"]).astype(x.dtype)
+        mask = width_mask(arch["width"], self.max_width, x.dtype)
         keys = jax.random.split(key, self.max_depth)
         h = nn.Dense(self.max_width, name="in")(x)
-        h = select_activation(self.activations, arch["activation"], h) * mask
+        h = _masked(select_activation(self.activations, arch["activation"], h), mask)
         h = dropout(h, arch["dropout"], keys[0], train)
         for l in range(1, self.max_depth):
             b = nn.Dense(self.max_width, name=f"block{l}")(h)
-            b = select_activation(self.activations, arch["activation"], b) * mask
+            b = _masked(select_activation(self.activations, arch["activation"], b), mask)
             b = dropout(b, arch["dropout"], keys[l], train)
-            h = h + (l < arch["depth"]) * b
+            h = h + gate(l, arch["depth"]) * b
         return nn.Dense(self.num_outputs, name="out")(h)
 
 
@@ -138,8 +161,8 @@ def mlp(num_outputs: int, *, max_width: int = 128, max_depth: int = 2,
         return module.apply({"params": params}, x, arch, key, train), model_state
 
     def cost(arch):
-        w = jnp.asarray(arch["width"], jnp.float32)
-        hidden = jnp.asarray(arch["depth"], jnp.float32) - 1.0
+        w = jnp.asarray(_or(arch["width"], max_width), jnp.float32)
+        hidden = jnp.asarray(_or(arch["depth"], max_depth), jnp.float32) - 1.0
         n_in = float(in_dim.get("n", 0))
         macs = n_in * w + hidden * w * w + w * num_outputs
         params = macs + w + hidden * w + num_outputs
@@ -149,6 +172,42 @@ def mlp(num_outputs: int, *, max_width: int = 128, max_depth: int = 2,
 
 
 # --------------------------------------------------------------------------------- CNN
+class PatchConv(nn.Module):
+    """``nn.Conv`` (SAME padding, same parameter layout) computed as im2col + matmul.
+
+    Under ``vmap`` over members ``nn.Conv`` becomes a grouped convolution, and inside a loop
+    body XLA's CPU backend runs convolutions through a slow path. Building the patches from
+    strided slices (cheap, parameter-free) and multiplying by the kernel turns each layer into
+    a batched matmul, which is fast in both situations.
+    """
+
+    features: int
+    kernel_size: tuple[int, ...]
+    strides: int = 1
+
+    @nn.compact
+    def __call__(self, x):
+        nd = len(self.kernel_size)
+        c_in = x.shape[-1]
+        kernel = self.param("kernel", nn.initializers.lecun_normal(),
+                            (*self.kernel_size, c_in, self.features))
+        bias = self.param("bias", nn.initializers.zeros, (self.features,))
+        spatial = x.shape[1:1 + nd]
+        out = [math.ceil(n / self.strides) for n in spatial]
+        pads = []
+        for n, o, k in zip(spatial, out, self.kernel_size):
+            total = max((o - 1) * self.strides + k - n, 0)
+            pads.append((total // 2, total - total // 2))
+        xp = jnp.pad(x, [(0, 0)] + pads + [(0, 0)])
+        cols = []
+        for offset in itertools.product(*(range(k) for k in self.kernel_size)):
+            idx = tuple(slice(o, o + (n - 1) * self.strides + 1, self.strides)
+                        for o, n in zip(offset, out))
+            cols.append(xp[(slice(None),) + idx])
+        patches = jnp.concatenate(cols, axis=-1)  # (window..., channel) order, like the kernel
+        return patches @ kernel.reshape(-1, self.features) + bias
+
+
 class _CNN(nn.Module):
     ndim: int
     max_width: int
@@ -161,18 +220,18 @@ class _CNN(nn.Module):
     def __call__(self, x, arch, key, train):
         if x.ndim == self.ndim + 1:  # no channel axis
             x = x[..., None]
-        mask = (jnp.arange(self.max_width) < arch["width"]).astype(x.dtype)
-        act = lambda h: select_activation(self.activations, arch["activation"], h) * mask
+        mask = width_mask(arch["width"], self.max_width, x.dtype)
+        act = lambda h: _masked(select_activation(self.activations, arch["activation"], h), mask)
         keys = jax.random.split(key, self.max_depth + 3)
         k = (self.kernel,) * self.ndim
         k3 = (3,) * self.ndim
-        h = act(nn.Conv(self.max_width, k, strides=2, name="stem")(x))
+        h = act(PatchConv(self.max_width, k, strides=2, name="stem")(x))
         for l in range(self.max_depth):
-            b = act(nn.Conv(self.max_width, k3, name=f"block{l}")(h))
+            b = act(PatchConv(self.max_width, k3, name=f"block{l}")(h))
             b = dropout(b, arch["dropout"], keys[l], train)
-            h = h + (l < arch["depth"]) * b
-        h = act(nn.Conv(self.max_width, k3, strides=2, name="down1")(h))
-        h = act(nn.Conv(self.max_width, k3, strides=2, name="down2")(h))
+            h = h + gate(l, arch["depth"]) * b
+        h = act(PatchConv(self.max_width, k3, strides=2, name="down1")(h))
+        h = act(PatchConv(self.max_width, k3, strides=2, name="down2")(h))
         h = dropout(h.reshape(h.shape[0], -1), arch["dropout"], keys[-1], train)
         return nn.Dense(self.num_outputs, name="out")(h)
 
@@ -207,8 +266,8 @@ def cnn(num_outputs: int, *, ndim: int = 1, max_width: int = 32, max_depth: int 
         return module.apply({"params": params}, x, arch, key, train), model_state
 
     def cost(arch):
-        w = jnp.asarray(arch["width"], jnp.float32)
-        depth = jnp.asarray(arch["depth"], jnp.float32)
+        w = jnp.asarray(_or(arch["width"], max_width), jnp.float32)
+        depth = jnp.asarray(_or(arch["depth"], max_depth), jnp.float32)
         spatial, c_in = shapes["in"][:-1], shapes["in"][-1]
         s1 = [math.ceil(s / 2) for s in spatial]
         s2 = [math.ceil(s / 2) for s in s1]
@@ -222,6 +281,10 @@ def cnn(num_outputs: int, *, ndim: int = 1, max_width: int = 32, max_depth: int 
         return {"param_count": params, "flops": 2.0 * macs}
 
     return Model(init, apply, cost, acts, max_width, max_depth, f"cnn{ndim}d")
+
+
+def _or(value, default):
+    return default if value is None else value
 
 
 def _full_arch(width, depth):

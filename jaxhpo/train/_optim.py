@@ -22,6 +22,7 @@ The step is ``-lr_t * d`` with ``lr_t = lr * warmup(t) * decay(t)``: linear warm
 
 from __future__ import annotations
 
+import functools
 from typing import NamedTuple
 
 import jax
@@ -38,12 +39,43 @@ class PopulationOptState(NamedTuple):
     count: jax.Array  # i32[] steps taken
 
 
+def _flag(kinds: tuple[int, ...], members: tuple[int, ...], opt):
+    """``opt in members``: a Python bool when ``kinds`` decides it statically, else traced."""
+    hits = [k in members for k in kinds]
+    if all(hits):
+        return True
+    if not any(hits):
+        return False
+    return jnp.isin(opt, jnp.asarray(members))
+
+
+def _sel(flag, a, b):
+    """``where(flag, a, b)`` that costs nothing when ``flag`` is a Python bool."""
+    if flag is True:
+        return a
+    if flag is False:
+        return b
+    return jnp.where(flag, a, b)
+
+
+def _either(a, b):
+    """``a | b`` for flags that may be Python bools."""
+    if a is True or b is True:
+        return True
+    if a is False:
+        return b
+    return a if b is False else a | b
+
+
 def _population_optimizer(learning_rate, optimizer, momentum, b1, b2, eps, weight_decay,
-                          clip_norm, warmup_steps, schedule, decay_steps):
-    """Factory for ``optax.inject_hyperparams``; every argument may be a traced scalar.
+                          clip_norm, warmup_steps, schedule, decay_steps, *,
+                          kinds=tuple(range(len(OPTIMIZERS))), clip=True):
+    """Factory for ``optax.inject_hyperparams``; every numeric argument may be traced.
 
     ``optimizer`` and ``schedule`` are indices into :data:`OPTIMIZERS` and :data:`SCHEDULES`.
-    ``clip_norm <= 0`` disables clipping; ``decay_steps <= 0`` disables decay.
+    ``clip_norm <= 0`` disables clipping; ``decay_steps <= 0`` disables decay. The static
+    ``kinds`` (optimizer indices that can occur) and ``clip`` let a population that never uses
+    some feature skip its cost at trace time.
     """
 
     def init(params):
@@ -53,31 +85,42 @@ def _population_optimizer(learning_rate, optimizer, momentum, b1, b2, eps, weigh
 
     def update(grads, state, params):
         opt = jnp.asarray(optimizer, jnp.int32)
-        is_mom, is_adam = opt == 1, (opt == 2) | (opt == 3)
-        is_adamw, uses_nu = opt == 3, (opt == 2) | (opt == 3) | (opt == 4)
-        gnorm = tree_norm(grads)
-        clip = jnp.where((clip_norm > 0) & (gnorm > clip_norm), clip_norm / gnorm, 1.0)
-        l2 = jnp.where(is_adamw, 0.0, weight_decay)
-        g = jax.tree.map(lambda g_, p: g_ * clip + l2 * p, grads, params)
+        is_mom, is_adam = _flag(kinds, (1,), opt), _flag(kinds, (2, 3), opt)
+        is_adamw, uses_nu = _flag(kinds, (3,), opt), _flag(kinds, (2, 3, 4), opt)
+        scale = 1.0
+        if clip:
+            gnorm = tree_norm(grads)
+            scale = jnp.where((clip_norm > 0) & (gnorm > clip_norm), clip_norm / gnorm, 1.0)
+        l2 = _sel(is_adamw, 0.0, weight_decay)
+        g = jax.tree.map(lambda g_, p: g_ * scale + l2 * p, grads, params)
         count = state.count + 1
         t = count.astype(jnp.float32)
         # First moment: heavy ball (a=m, c=1), Adam EMA (a=b1, c=1-b1), else unused (a=0, c=1).
-        a = jnp.where(is_mom, momentum, jnp.where(is_adam, b1, 0.0))
-        c = jnp.where(is_adam, 1.0 - b1, 1.0)
+        a = _sel(is_mom, momentum, _sel(is_adam, b1, 0.0))
+        c = _sel(is_adam, 1.0 - b1, 1.0)
         mu = jax.tree.map(lambda m, g_: a * m + c * g_, state.mu, g)
-        nu = jax.tree.map(lambda v, g_: b2 * v + (1.0 - b2) * g_ * g_, state.nu, g)
-        bc1 = jnp.where(is_adam, 1.0 - b1**t, 1.0)
-        bc2 = jnp.where(is_adam, 1.0 - b2**t, 1.0)
-        first = jax.tree.map(lambda m, g_: jnp.where(is_adam | is_mom, m / bc1, g_), mu, g)
-        d = jax.tree.map(
-            lambda f, v: jnp.where(uses_nu, f / (jnp.sqrt(v / bc2) + eps), f), first, nu)
-        d = jax.tree.map(lambda d_, p: d_ + jnp.where(is_adamw, weight_decay, 0.0) * p, d,
-                         params)
+        if uses_nu is False:
+            nu = state.nu
+        else:
+            nu = jax.tree.map(lambda v, g_: b2 * v + (1.0 - b2) * g_ * g_, state.nu, g)
+        bc1 = _sel(is_adam, 1.0 - b1**t, 1.0)
+        bc2 = _sel(is_adam, 1.0 - b2**t, 1.0)
+        first = jax.tree.map(lambda m, g_: _sel(_either(is_adam, is_mom), m / bc1, g_), mu, g)
+        d = jax.tree.map(lambda f, v: _sel(uses_nu, f / (jnp.sqrt(v / bc2) + eps), f), first, nu)
+        if is_adamw is not False:
+            d = jax.tree.map(lambda d_, p: d_ + _sel(is_adamw, weight_decay, 0.0) * p, d, params)
         lr = learning_rate * lr_multiplier(count - 1, warmup_steps, schedule, decay_steps)
         updates = jax.tree.map(lambda d_: -lr * d_, d)
         return updates, PopulationOptState(mu, nu, count)
 
     return optax.GradientTransformation(init, update)
+
+
+def make_population_optimizer(kinds=tuple(range(len(OPTIMIZERS))), clip: bool = True):
+    """The injectable optimizer specialized to the optimizer ``kinds`` that can occur."""
+    kinds = tuple(sorted(set(int(k) for k in kinds)))
+    return optax.inject_hyperparams(
+        functools.partial(_population_optimizer, kinds=kinds, clip=bool(clip)))
 
 
 def tree_norm(tree) -> jax.Array:
@@ -98,5 +141,6 @@ def lr_multiplier(step, warmup_steps, schedule, decay_steps):
     return warm * decay
 
 
-population_optimizer = optax.inject_hyperparams(_population_optimizer)
-"""``population_optimizer(learning_rate=..., optimizer=..., ...)``: the injectable optimizer."""
+population_optimizer = make_population_optimizer()
+"""``population_optimizer(learning_rate=..., optimizer=..., ...)``: the injectable optimizer
+covering every kind (see :func:`make_population_optimizer` for a specialized one)."""

@@ -44,7 +44,7 @@ from flax import struct
 from jaxhpo._space import Categorical, Space
 from jaxhpo.train._data import Dataset
 from jaxhpo.train._models import Model
-from jaxhpo.train._optim import OPTIMIZERS, SCHEDULES, population_optimizer, tree_norm
+from jaxhpo.train._optim import OPTIMIZERS, SCHEDULES, make_population_optimizer, tree_norm
 
 ALIASES = {"lr": "learning_rate", "wd": "weight_decay"}
 _OPT_HPARAMS = ("learning_rate", "optimizer", "momentum", "b1", "b2", "eps", "weight_decay",
@@ -102,8 +102,21 @@ class Trainer:
         self.classification = data.num_classes > 0
         self.defaults = self._resolve_defaults(dict(defaults or {}), total_steps)
         self._tables = self._categorical_tables()
+        self.tuned = {self._canonical(n) for n in (space.names if space is not None else ())}
+        # What is fixed for every member is specialized at trace time (no cost for unused
+        # features): the optimizer kinds that can occur, clipping, masks, dropout.
+        if "optimizer" in self.tuned:
+            name = next(n for n in space.names if self._canonical(n) == "optimizer")
+            kinds = [OPTIMIZERS.index(c) for c in space[name].choices]
+        else:
+            kinds = [OPTIMIZERS.index(self.defaults["optimizer"])]
+        clip = "clip_norm" in self.tuned or self.defaults["clip_norm"] > 0
+        self._make_tx = make_population_optimizer(kinds, clip)
         # Placeholder numbers: the real values are read from each member's opt_state.hyperparams.
-        self._tx = population_optimizer(**{k: 0.0 for k in _OPT_HPARAMS})
+        self._tx = self._make_tx(**{k: 0.0 for k in _OPT_HPARAMS})
+        d = self.data
+        self._device_data = tuple(jax.device_put(np.asarray(a)) for a in (
+            d.x_train, d.y_train, d.x_val, d.y_val, d.x_test, d.y_test))
 
     # ------------------------------------------------------------------ hyperparameters
     def _canonical(self, name: str) -> str:
@@ -201,7 +214,16 @@ class Trainer:
         return out
 
     def _arch(self, h):
-        return {k: h[k] for k in ("width", "depth", "activation", "dropout")}
+        """Architecture values for the model; fixed ones become static (``None`` / int)."""
+        m, d, t = self.model, self.defaults, self.tuned
+        acts = m.activations
+        return {
+            "width": h["width"] if "width" in t or d["width"] != m.max_width else None,
+            "depth": h["depth"] if "depth" in t or d["depth"] != m.max_depth else None,
+            "activation": (h["activation"] if "activation" in t
+                           else acts.index(d["activation"]) if acts else 0),
+            "dropout": h["dropout"] if "dropout" in t or d["dropout"] > 0 else None,
+        }
 
     def _opt_hparams(self, h):
         return {k: h[k] for k in _OPT_HPARAMS}
@@ -214,7 +236,7 @@ class Trainer:
         x0 = jnp.asarray(self.data.x_train[: self.max_batch_size])
         params, model_state = self.model.init(k_init, x0)
         params = jax.tree.map(lambda p: p * h["init_scale"].astype(p.dtype), params)
-        tx = population_optimizer(**self._opt_hparams(h))
+        tx = self._make_tx(**self._opt_hparams(h))
         return MemberState(params, model_state, tx.init(params), k_stream,
                            jnp.zeros((), jnp.int32), jnp.zeros((), bool))
 
@@ -333,10 +355,6 @@ class Trainer:
 
     def device_data(self):
         """The dataset as device arrays ``(x_train, y_train, x_val, y_val, x_test, y_test)``."""
-        if not hasattr(self, "_device_data"):
-            d = self.data
-            self._device_data = tuple(jnp.asarray(a) for a in (
-                d.x_train, d.y_train, d.x_val, d.y_val, d.x_test, d.y_test))
         return self._device_data
 
     # ------------------------------------------------------------------ driver integration
@@ -348,7 +366,7 @@ class Trainer:
         ``param_count``, ``flops``, ``steps``. ``minimize`` vmaps it over the population.
         Optimize a validation metric; the test metrics are for reporting.
         """
-        arrays = self.device_data()  # created here, eagerly: never inside the trace
+        arrays = self.device_data()
 
         def fn(key, hp):
             state, _ = self.train(self.init(key, hp), hp, steps, arrays[:4])
