@@ -3,15 +3,19 @@
 For MLPs (``40 -> W -> W -> 10``) and 1-D CNNs on MNIST-1D, batch 128, Adam:
 
 * (a) ``vmapped``: ``jaxhpo.train.Population(trainer, P).train`` — every member in one
-  ``jit(vmap(scan))`` program;
+  ``jit(vmap(scan))`` program, the population sharded over every device (on a CPU the script
+  makes each core an XLA device, see ``jaxhpo.train.auto_mesh``);
 * (b) ``python_loop``: what a user writes with Optuna today — a jitted train step (plain Flax
   model + ``optax.adam``, batch sampled on device) called from Python, one member after
   another; timed on ``min(P, --loop-members)`` members (its cost is linear in P);
 * (c) ``scan_each``: one member at a time, each a jitted ``lax.scan`` over the steps.
 
+(b) and (c) run on one device, as a user's sequential loop does.
+
 FLOP/s: 3 x forward FLOPs x batch per member-step (forward + backward), against the best dense
 ``f32`` matmul measured in the same run (the device's practical peak). Memory: XLA's compiled
-memory analysis (arguments + outputs + temporaries) of the vmapped train program vs P.
+memory analysis (arguments + outputs + temporaries, per device) of the vmapped train program
+vs P.
 
     python benchmarks/throughput.py                       # CPU sizes
     python benchmarks/throughput.py --pops 1,8,64,256,1024 --widths 32,128,512   # GPU
@@ -19,8 +23,13 @@ memory analysis (arguments + outputs + temporaries) of the vmapped train program
 
 from __future__ import annotations
 
-import argparse
 import os
+
+# One XLA host device per core, so populations shard over the cores (see
+# jaxhpo.train.auto_mesh); must be set before JAX starts. No effect on GPU/TPU devices.
+os.environ.setdefault("XLA_FLAGS", f"--xla_force_host_platform_device_count={os.cpu_count()}")
+
+import argparse
 import sys
 import time
 

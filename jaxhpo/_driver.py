@@ -213,6 +213,18 @@ def _jax_output_names(one, space, pop, names):
     return _resolve_names(names, list(shapes), scalar=list(shapes) == ["value"])
 
 
+def population_sharded(*arrays):
+    """Shard arrays along their leading (population) axis over every device when there are
+    several that divide it; otherwise return them unchanged."""
+    devices = jax.devices()
+    n = arrays[0].shape[0]
+    if len(devices) < 2 or n % len(devices):
+        return arrays
+    mesh = jax.sharding.Mesh(np.array(devices), ("pop",))
+    spec = jax.sharding.NamedSharding(mesh, jax.sharding.PartitionSpec("pop"))
+    return tuple(jax.device_put(a, spec) for a in arrays)
+
+
 def _fitness(values: np.ndarray, dirs: list[str]) -> np.ndarray:
     """``f[pop, m]`` user-oriented values -> minimized fitness ``f32[pop]``/``f32[pop, m]``."""
     sign = np.array([1.0 if d == "minimize" else -1.0 for d in dirs], np.float32)
@@ -382,7 +394,8 @@ def minimize(objective: Callable, space: Space, strategy: Strategy, *,
                         "original run")
             if kind == "jax":
                 t0 = time.perf_counter()
-                metrics = jax.device_get(jitted(jax.random.split(k_eval, pop), x))
+                keys, xs = population_sharded(jax.random.split(k_eval, pop), x)
+                metrics = jax.device_get(jitted(keys, xs))
                 new = batch_trials(space, g, x_np, metrics, names, time.perf_counter() - t0)
                 trials = [done.get((g, i), t) for i, t in enumerate(new)]
                 fresh = [t for i, t in enumerate(trials) if (g, i) not in done]

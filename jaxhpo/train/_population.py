@@ -21,6 +21,19 @@ from jax.sharding import Mesh, NamedSharding, PartitionSpec
 from jaxhpo.train._trainer import MemberState, Trainer
 
 
+def auto_mesh(size: int, axis: str = "pop") -> Mesh | None:
+    """A one-axis mesh over every device when there are several and they divide ``size``.
+
+    On a CPU, ``XLA_FLAGS=--xla_force_host_platform_device_count=<cores>`` (set before JAX
+    starts) makes each core a device; XLA runs the small matmuls of one program on one core, so
+    sharding the population over the cores nearly doubles throughput on a 2-core machine.
+    """
+    devices = jax.devices()
+    if len(devices) < 2 or size % len(devices):
+        return None
+    return Mesh(np.array(devices), (axis,))
+
+
 class Population:
     """``P`` members of a :class:`Trainer`, trained at once.
 
@@ -29,8 +42,9 @@ class Population:
       size: the population size ``P`` (static).
       chunk_size: if set, members are processed ``chunk_size`` at a time (``lax.map``) to
         bound peak memory; must divide ``size``.
-      mesh: optional ``jax.sharding.Mesh``; the population axis is sharded over
-        ``mesh_axis``. ``size`` must be a multiple of that axis' device count.
+      mesh: a ``jax.sharding.Mesh`` whose ``mesh_axis`` shards the population (``size`` must
+        be a multiple of its device count); ``"auto"`` (default) uses every device when there
+        are several and they divide ``size``; ``None`` keeps everything on one device.
       mesh_axis: the mesh axis name for the population (default ``"pop"``).
 
     Example:
@@ -42,7 +56,7 @@ class Population:
     """
 
     def __init__(self, trainer: Trainer, size: int, *, chunk_size: int | None = None,
-                 mesh: Mesh | None = None, mesh_axis: str = "pop"):
+                 mesh: Mesh | str | None = "auto", mesh_axis: str = "pop"):
         if not isinstance(trainer, Trainer):
             raise TypeError(f"trainer must be a jaxhpo.train.Trainer, got "
                             f"{type(trainer).__name__}")
@@ -53,6 +67,11 @@ class Population:
             raise ValueError(f"chunk_size must be a positive int dividing size={size}, got "
                              f"{chunk_size!r}")
         self.trainer, self.size, self.chunk_size = trainer, size, chunk_size
+        if isinstance(mesh, str):
+            if mesh != "auto":
+                raise ValueError(f"mesh must be a jax.sharding.Mesh, 'auto' or None, got "
+                                 f"{mesh!r}")
+            mesh = auto_mesh(size, mesh_axis)
         self.mesh, self.mesh_axis = mesh, mesh_axis
         if mesh is not None:
             n = mesh.shape[mesh_axis]
