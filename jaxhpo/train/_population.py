@@ -21,6 +21,16 @@ from jax.sharding import Mesh, NamedSharding, PartitionSpec
 from jaxhpo.train._trainer import MemberState, Trainer
 
 
+def _shard_map(fn, mesh, in_specs, out_specs):
+    """``jax.shard_map`` without replication checks (per-member code is independent)."""
+    if hasattr(jax, "shard_map"):
+        return jax.shard_map(fn, mesh=mesh, in_specs=in_specs, out_specs=out_specs,
+                             check_vma=False)
+    from jax.experimental.shard_map import shard_map  # jax < 0.7
+
+    return shard_map(fn, mesh=mesh, in_specs=in_specs, out_specs=out_specs, check_rep=False)
+
+
 def auto_mesh(size: int, axis: str = "pop") -> Mesh | None:
     """A one-axis mesh over every device when there are several and they divide ``size``.
 
@@ -40,8 +50,10 @@ class Population:
     Args:
       trainer: the per-member functions.
       size: the population size ``P`` (static).
-      chunk_size: if set, members are processed ``chunk_size`` at a time (``lax.map``) to
-        bound peak memory; must divide ``size``.
+      chunk_size: process members ``chunk_size`` at a time (``lax.map`` over vmapped
+        chunks, per device) to bound peak memory and keep each chunk's weights in cache; must
+        divide the members per device. ``"auto"`` (default): 8 on a CPU (measured fastest on
+        2 cores for 128-wide MLPs), all members at once on accelerators; ``None``: all at once.
       mesh: a ``jax.sharding.Mesh`` whose ``mesh_axis`` shards the population (``size`` must
         be a multiple of its device count); ``"auto"`` (default) uses every device when there
         are several and they divide ``size``; ``None`` keeps everything on one device.
@@ -55,23 +67,29 @@ class Population:
       >>> metrics = pop.evaluate(state, hp, "val")            # {"accuracy": f32[64], ...}
     """
 
-    def __init__(self, trainer: Trainer, size: int, *, chunk_size: int | None = None,
+    def __init__(self, trainer: Trainer, size: int, *, chunk_size: int | str | None = "auto",
                  mesh: Mesh | str | None = "auto", mesh_axis: str = "pop"):
         if not isinstance(trainer, Trainer):
             raise TypeError(f"trainer must be a jaxhpo.train.Trainer, got "
                             f"{type(trainer).__name__}")
         if isinstance(size, bool) or not isinstance(size, int) or size < 1:
             raise ValueError(f"size must be a positive int, got {size!r}")
-        if chunk_size is not None and (not isinstance(chunk_size, int) or chunk_size < 1
-                                       or size % chunk_size):
-            raise ValueError(f"chunk_size must be a positive int dividing size={size}, got "
-                             f"{chunk_size!r}")
-        self.trainer, self.size, self.chunk_size = trainer, size, chunk_size
+        self.trainer, self.size = trainer, size
         if isinstance(mesh, str):
             if mesh != "auto":
                 raise ValueError(f"mesh must be a jax.sharding.Mesh, 'auto' or None, got "
                                  f"{mesh!r}")
             mesh = auto_mesh(size, mesh_axis)
+        local = size // (mesh.shape[mesh_axis] if mesh is not None else 1)
+        if chunk_size == "auto":
+            cpu = jax.default_backend() == "cpu"
+            chunk_size = 8 if cpu and local > 8 and local % 8 == 0 else None
+        if chunk_size is not None and (isinstance(chunk_size, bool)
+                                       or not isinstance(chunk_size, int) or chunk_size < 1
+                                       or local % chunk_size):
+            raise ValueError(f"chunk_size must be 'auto', None or a positive int dividing the "
+                             f"{local} members per device, got {chunk_size!r}")
+        self.chunk_size = chunk_size
         self.mesh, self.mesh_axis = mesh, mesh_axis
         if mesh is not None:
             n = mesh.shape[mesh_axis]
@@ -89,11 +107,22 @@ class Population:
         self._replace = jax.jit(self._replace_impl)
 
     # ------------------------------------------------------------------ helpers
-    def _map(self, fn, *args):
-        """vmap ``fn`` over members, chunked with lax.map when ``chunk_size`` is set."""
-        if self.chunk_size is None or self.chunk_size == self.size:
-            return jax.vmap(fn)(*args)
-        return jax.lax.map(lambda a: fn(*a), args, batch_size=self.chunk_size)
+    def _map(self, fn, *args, shared=()):
+        """``fn(*member_args, *shared)`` for every member: vmapped (in chunks of
+        ``chunk_size`` with ``lax.map``), each device on its own members when there is a mesh;
+        ``shared`` (e.g. the data) is the same for all members."""
+        def local(shared, *a):
+            one = lambda *b: fn(*b, *shared)
+            n = jax.tree.leaves(a)[0].shape[0]
+            if self.chunk_size is None or self.chunk_size >= n:
+                return jax.vmap(one)(*a)
+            return jax.lax.map(lambda b: one(*b), a, batch_size=self.chunk_size)
+
+        if self.mesh is None:
+            return local(shared, *args)
+        spec = PartitionSpec(self.mesh_axis)
+        return _shard_map(local, self.mesh, (PartitionSpec(),) + (spec,) * len(args),
+                          spec)(tuple(shared), *args)
 
     def _shard(self, tree):
         if self.mesh is None:
@@ -119,11 +148,12 @@ class Population:
         return self._shard(self._map(self.trainer.init, keys, hp))
 
     def _train_impl(self, state, hp, data, steps, eval_every):
-        fn = lambda s, h: self.trainer.train(s, h, steps, data[:4], eval_every=eval_every)
-        return self._shard(self._map(fn, state, hp))
+        fn = lambda s, h, *d: self.trainer.train(s, h, steps, d, eval_every=eval_every)
+        return self._shard(self._map(fn, state, hp, shared=data[:4]))
 
     def _evaluate_impl(self, state, hp, data, split):
-        return self._map(lambda s, h: self.trainer.evaluate(s, h, split, data), state, hp)
+        fn = lambda s, h, *d: self.trainer.evaluate(s, h, split, d)
+        return self._map(fn, state, hp, shared=data)
 
     def _gather_impl(self, state, idx):
         return self._shard(jax.tree.map(lambda a: a[idx], state))
