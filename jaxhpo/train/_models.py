@@ -150,20 +150,12 @@ def mlp(num_outputs: int, *, max_width: int = 128, max_depth: int = 2,
                                                                                "max_depth")
     acts = _check_activations(activations)
     module = _MLP(max_width, max_depth, _check_size(num_outputs, "num_outputs"), acts)
-    in_dim = {}
-
-    def init(key, x):
-        in_dim["n"] = math.prod(x.shape[1:])
-        params = module.init(key, x, _full_arch(max_width, max_depth), key, False)["params"]
-        return params, {}
-
-    def apply(params, model_state, x, arch, key, train):
-        return module.apply({"params": params}, x, arch, key, train), model_state
+    init, apply, shapes = _zoo_fns(module, max_width, max_depth)
 
     def cost(arch):
         w = jnp.asarray(_or(arch["width"], max_width), jnp.float32)
         hidden = jnp.asarray(_or(arch["depth"], max_depth), jnp.float32) - 1.0
-        n_in = float(in_dim.get("n", 0))
+        n_in = float(math.prod(shapes["x"]))
         macs = n_in * w + hidden * w * w + w * num_outputs
         params = macs + w + hidden * w + num_outputs
         return {"param_count": params, "flops": 2.0 * macs}
@@ -254,21 +246,13 @@ def cnn(num_outputs: int, *, ndim: int = 1, max_width: int = 32, max_depth: int 
     acts = _check_activations(activations)
     module = _CNN(ndim, _check_size(max_width, "max_width"), _check_size(max_depth, "max_depth"),
                   _check_size(num_outputs, "num_outputs"), acts, _check_size(kernel, "kernel"))
-    shapes = {}
-
-    def init(key, x):
-        xx = x[..., None] if x.ndim == ndim + 1 else x
-        shapes["in"] = xx.shape[1:]
-        params = module.init(key, x, _full_arch(max_width, max_depth), key, False)["params"]
-        return params, {}
-
-    def apply(params, model_state, x, arch, key, train):
-        return module.apply({"params": params}, x, arch, key, train), model_state
+    init, apply, shapes = _zoo_fns(module, max_width, max_depth)
 
     def cost(arch):
         w = jnp.asarray(_or(arch["width"], max_width), jnp.float32)
         depth = jnp.asarray(_or(arch["depth"], max_depth), jnp.float32)
-        spatial, c_in = shapes["in"][:-1], shapes["in"][-1]
+        x_shape = shapes["x"] + ((1,) if len(shapes["x"]) == ndim else ())
+        spatial, c_in = x_shape[:-1], x_shape[-1]
         s1 = [math.ceil(s / 2) for s in spatial]
         s2 = [math.ceil(s / 2) for s in s1]
         s3 = [math.ceil(s / 2) for s in s2]
@@ -281,6 +265,21 @@ def cnn(num_outputs: int, *, ndim: int = 1, max_width: int = 32, max_depth: int 
         return {"param_count": params, "flops": 2.0 * macs}
 
     return Model(init, apply, cost, acts, max_width, max_depth, f"cnn{ndim}d")
+
+
+def _zoo_fns(module, max_width, max_depth):
+    """``init``/``apply`` of a zoo module; ``init`` records the example shape for ``cost``."""
+    shapes = {}
+
+    def init(key, x):
+        shapes["x"] = tuple(x.shape[1:])
+        params = module.init(key, x, _full_arch(max_width, max_depth), key, False)["params"]
+        return params, {}
+
+    def apply(params, model_state, x, arch, key, train):
+        return module.apply({"params": params}, x, arch, key, train), model_state
+
+    return init, apply, shapes
 
 
 def _or(value, default):
