@@ -32,6 +32,7 @@ from jaxhpo import functions as F  # noqa: E402
 JAXHPO_STRATEGIES = {
     "random_search": lambda space, batch: jaxhpo.strategies.random_search(space, batch),
     "quasi_random": lambda space, batch: jaxhpo.strategies.quasi_random(space, batch),
+    "cma_es": lambda space, batch: jaxhpo.strategies.cma_es(space, batch),
 }
 
 

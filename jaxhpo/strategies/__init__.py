@@ -12,6 +12,7 @@ from typing import Callable, NamedTuple
 
 from jaxhpo._space import Space
 from jaxhpo._strategy import Strategy, sanitize_fitness
+from jaxhpo.strategies._cma_es import CMAESState, cma_es
 from jaxhpo.strategies._grid import GridSearchState, grid_search
 from jaxhpo.strategies._quasi_random import QuasiRandomState, quasi_random
 from jaxhpo.strategies._random import RandomSearchState, random_search
@@ -34,6 +35,7 @@ REGISTRY: dict[str, RegistryEntry] = {
     "random_search": RegistryEntry(random_search),
     "quasi_random": RegistryEntry(quasi_random),
     # about 1000 grid points whatever the dimension
+    "cma_es": RegistryEntry(cma_es),
     "grid_search": RegistryEntry(lambda space, pop: grid_search(
         space, max(2, round(1000 ** (1 / space.dim))), population_size=pop)),
 }
@@ -43,4 +45,5 @@ __all__ = [
     "random_search", "RandomSearchState",
     "quasi_random", "QuasiRandomState",
     "grid_search", "GridSearchState",
+    "cma_es", "CMAESState",
 ]
