@@ -33,6 +33,12 @@ JAXHPO_STRATEGIES = {
     "random_search": lambda space, batch: jaxhpo.strategies.random_search(space, batch),
     "quasi_random": lambda space, batch: jaxhpo.strategies.quasi_random(space, batch),
     "cma_es": lambda space, batch: jaxhpo.strategies.cma_es(space, batch),
+    "differential_evolution": lambda space, batch: jaxhpo.strategies.differential_evolution(
+        space, max(batch, 4)),
+    "particle_swarm": lambda space, batch: jaxhpo.strategies.particle_swarm(space, batch),
+    "genetic_algorithm": lambda space, batch: jaxhpo.strategies.genetic_algorithm(space, batch),
+    "simulated_annealing": lambda space, batch: jaxhpo.strategies.simulated_annealing(
+        space, batch),
 }
 
 

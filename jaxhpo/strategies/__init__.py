@@ -12,8 +12,12 @@ from typing import Callable, NamedTuple
 
 from jaxhpo._space import Space
 from jaxhpo._strategy import Strategy, sanitize_fitness
+from jaxhpo.strategies._annealing import AnnealingState, simulated_annealing
 from jaxhpo.strategies._cma_es import CMAESState, cma_es
+from jaxhpo.strategies._de import DEState, differential_evolution
+from jaxhpo.strategies._genetic import GeneticState, genetic_algorithm
 from jaxhpo.strategies._grid import GridSearchState, grid_search
+from jaxhpo.strategies._pso import PSOState, particle_swarm
 from jaxhpo.strategies._quasi_random import QuasiRandomState, quasi_random
 from jaxhpo.strategies._random import RandomSearchState, random_search
 
@@ -36,6 +40,12 @@ REGISTRY: dict[str, RegistryEntry] = {
     "quasi_random": RegistryEntry(quasi_random),
     # about 1000 grid points whatever the dimension
     "cma_es": RegistryEntry(cma_es),
+    "differential_evolution": RegistryEntry(differential_evolution),
+    "de_current_to_best": RegistryEntry(
+        lambda space, pop: differential_evolution(space, pop, variant="current-to-best/1")),
+    "particle_swarm": RegistryEntry(particle_swarm),
+    "simulated_annealing": RegistryEntry(simulated_annealing),
+    "genetic_algorithm": RegistryEntry(genetic_algorithm),
     "grid_search": RegistryEntry(lambda space, pop: grid_search(
         space, max(2, round(1000 ** (1 / space.dim))), population_size=pop)),
 }
@@ -46,4 +56,8 @@ __all__ = [
     "quasi_random", "QuasiRandomState",
     "grid_search", "GridSearchState",
     "cma_es", "CMAESState",
+    "differential_evolution", "DEState",
+    "particle_swarm", "PSOState",
+    "simulated_annealing", "AnnealingState",
+    "genetic_algorithm", "GeneticState",
 ]
