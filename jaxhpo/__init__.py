@@ -13,6 +13,7 @@ Public API (everything else is private and may change):
 from jaxhpo import strategies
 from jaxhpo._driver import Result, TooManyFailures, minimize, minimize_scan
 from jaxhpo._history import History, Trial, pareto_mask
+from jaxhpo._pareto import hypervolume, pareto_front
 from jaxhpo._space import Categorical, Float, Int, Space
 from jaxhpo._strategy import Strategy, sanitize_fitness
 
@@ -20,7 +21,7 @@ __version__ = "0.1.0"
 
 __all__ = [
     "Categorical", "Float", "History", "Int", "Result", "Space", "Strategy", "TooManyFailures",
-    "Trial", "minimize", "minimize_scan", "pareto_mask", "sanitize_fitness", "strategies",
+    "Trial", "hypervolume", "minimize", "minimize_scan", "pareto_front", "pareto_mask", "sanitize_fitness", "strategies",
 ]
 
 

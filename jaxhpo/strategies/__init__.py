@@ -17,6 +17,7 @@ from jaxhpo.strategies._cma_es import CMAESState, cma_es
 from jaxhpo.strategies._de import DEState, differential_evolution
 from jaxhpo.strategies._genetic import GeneticState, genetic_algorithm
 from jaxhpo.strategies._grid import GridSearchState, grid_search
+from jaxhpo.strategies._nsga2 import NSGA2State, nsga2
 from jaxhpo.strategies._pso import PSOState, particle_swarm
 from jaxhpo.strategies._quasi_random import QuasiRandomState, quasi_random
 from jaxhpo.strategies._random import RandomSearchState, random_search
@@ -46,6 +47,7 @@ REGISTRY: dict[str, RegistryEntry] = {
     "particle_swarm": RegistryEntry(particle_swarm),
     "simulated_annealing": RegistryEntry(simulated_annealing),
     "genetic_algorithm": RegistryEntry(genetic_algorithm),
+    "nsga2": RegistryEntry(nsga2, num_objectives=2),
     "grid_search": RegistryEntry(lambda space, pop: grid_search(
         space, max(2, round(1000 ** (1 / space.dim))), population_size=pop)),
 }
@@ -60,4 +62,5 @@ __all__ = [
     "particle_swarm", "PSOState",
     "simulated_annealing", "AnnealingState",
     "genetic_algorithm", "GeneticState",
+    "nsga2", "NSGA2State",
 ]
