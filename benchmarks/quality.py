@@ -33,6 +33,7 @@ JAXHPO_STRATEGIES = {
     "random_search": lambda space, batch: jaxhpo.strategies.random_search(space, batch),
     "quasi_random": lambda space, batch: jaxhpo.strategies.quasi_random(space, batch),
     "cma_es": lambda space, batch: jaxhpo.strategies.cma_es(space, batch),
+    "sep_cma_es": lambda space, batch: jaxhpo.strategies.sep_cma_es(space, batch),
     "differential_evolution": lambda space, batch: jaxhpo.strategies.differential_evolution(
         space, max(batch, 4)),
     "particle_swarm": lambda space, batch: jaxhpo.strategies.particle_swarm(space, batch),

@@ -19,6 +19,7 @@ from jaxhpo.strategies._genetic import GeneticState, genetic_algorithm
 from jaxhpo.strategies._grid import GridSearchState, grid_search
 from jaxhpo.strategies._nsga2 import NSGA2State, nsga2
 from jaxhpo.strategies._pso import PSOState, particle_swarm
+from jaxhpo.strategies._sep_cma_es import SepCMAESState, sep_cma_es
 from jaxhpo.strategies._quasi_random import QuasiRandomState, quasi_random
 from jaxhpo.strategies._random import RandomSearchState, random_search
 
@@ -41,6 +42,7 @@ REGISTRY: dict[str, RegistryEntry] = {
     "quasi_random": RegistryEntry(quasi_random),
     # about 1000 grid points whatever the dimension
     "cma_es": RegistryEntry(cma_es),
+    "sep_cma_es": RegistryEntry(sep_cma_es),
     "differential_evolution": RegistryEntry(differential_evolution),
     "de_current_to_best": RegistryEntry(
         lambda space, pop: differential_evolution(space, pop, variant="current-to-best/1")),
@@ -58,6 +60,7 @@ __all__ = [
     "quasi_random", "QuasiRandomState",
     "grid_search", "GridSearchState",
     "cma_es", "CMAESState",
+    "sep_cma_es", "SepCMAESState",
     "differential_evolution", "DEState",
     "particle_swarm", "PSOState",
     "simulated_annealing", "AnnealingState",
