@@ -34,6 +34,8 @@ JAXHPO_STRATEGIES = {
     "quasi_random": lambda space, batch: jaxhpo.strategies.quasi_random(space, batch),
     "cma_es": lambda space, batch: jaxhpo.strategies.cma_es(space, batch),
     "sep_cma_es": lambda space, batch: jaxhpo.strategies.sep_cma_es(space, batch),
+    "ars": lambda space, batch: jaxhpo.strategies.ars(space, max(batch // 2, 1),
+                                                      top_directions=max(batch // 4, 1)),
     "differential_evolution": lambda space, batch: jaxhpo.strategies.differential_evolution(
         space, max(batch, 4)),
     "particle_swarm": lambda space, batch: jaxhpo.strategies.particle_swarm(space, batch),

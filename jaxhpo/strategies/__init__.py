@@ -13,6 +13,7 @@ from typing import Callable, NamedTuple
 from jaxhpo._space import Space
 from jaxhpo._strategy import Strategy, sanitize_fitness
 from jaxhpo.strategies._annealing import AnnealingState, simulated_annealing
+from jaxhpo.strategies._ars import ARSState, RunningNorm, ars
 from jaxhpo.strategies._cma_es import CMAESState, cma_es
 from jaxhpo.strategies._de import DEState, differential_evolution
 from jaxhpo.strategies._genetic import GeneticState, genetic_algorithm
@@ -50,6 +51,9 @@ REGISTRY: dict[str, RegistryEntry] = {
     "simulated_annealing": RegistryEntry(simulated_annealing),
     "genetic_algorithm": RegistryEntry(genetic_algorithm),
     "nsga2": RegistryEntry(nsga2, num_objectives=2),
+    # ARS's population is 2N: the suite's population of 16 means 8 antithetic pairs
+    "ars": RegistryEntry(lambda space, pop: ars(space, pop // 2, top_directions=pop // 4,
+                                                step_size=0.05, noise=0.05)),
     "grid_search": RegistryEntry(lambda space, pop: grid_search(
         space, max(2, round(1000 ** (1 / space.dim))), population_size=pop)),
 }
@@ -66,4 +70,5 @@ __all__ = [
     "simulated_annealing", "AnnealingState",
     "genetic_algorithm", "GeneticState",
     "nsga2", "NSGA2State",
+    "ars", "ARSState", "RunningNorm",
 ]
