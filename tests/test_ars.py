@@ -6,6 +6,7 @@ import jax.numpy as jnp
 import numpy as np
 import pytest
 
+from helpers import best_value
 from jaxhpo import Float, Space
 from jaxhpo.functions import hartmann6
 from jaxhpo.strategies import RunningNorm, ars, random_search
@@ -43,18 +44,7 @@ def test_basic_random_search_variant_has_no_std_scaling():
 
 
 def best_regret(strategy, tf, gens, seed):
-    @jax.jit
-    def go(key):
-        k0, key = jax.random.split(key)
-
-        def gen(st, k):
-            x, st = strategy.ask(k, st)
-            fx = jax.vmap(tf.fn)(x)
-            return strategy.tell(st, x, fx), jnp.min(fx)
-
-        return jax.lax.scan(gen, strategy.init(k0), jax.random.split(key, gens))[1]
-
-    return float(jnp.min(go(jax.random.key(seed)))) - tf.optimum_value
+    return best_value(strategy, tf.fn, gens, seed) - tf.optimum_value
 
 
 def test_ars_beats_random_search_on_hartmann6():

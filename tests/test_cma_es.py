@@ -5,6 +5,7 @@ import jax.numpy as jnp
 import numpy as np
 import pytest
 
+from helpers import scan_strategy
 from jaxhpo import Float, Space
 from jaxhpo.strategies import cma_es
 from jaxhpo.strategies._cma_es import cma_es_constants
@@ -16,19 +17,9 @@ def cube(d):
 
 def best_curve(f, d, gens, seed=0, **kw):
     s = cma_es(cube(d), **kw)
-
-    @jax.jit
-    def go(key):
-        def gen(st, k):
-            x, st = s.ask(k, st)
-            fx = jax.vmap(f)(x)
-            return s.tell(st, x, fx), (jnp.min(fx), x)
-
-        st, (fs, xs) = jax.lax.scan(gen, s.init(key), jax.random.split(key, gens))
-        return fs, xs, st
-
-    fs, xs, st = go(jax.random.key(seed))
-    return np.minimum.accumulate(np.asarray(fs)), np.asarray(xs), st, s.population_size
+    st, fs, xs = scan_strategy(s, f, gens, jax.random.key(seed))
+    curve = np.minimum.accumulate(np.asarray(fs).min(axis=1))
+    return curve, np.asarray(xs), st, s.population_size
 
 
 def evals_to(curve, lam, target):
@@ -92,18 +83,7 @@ def test_sep_cma_es_solves_separable_ellipsoid_in_high_dimension():
     d = 100
     scales = jnp.asarray(10 ** (4 * np.arange(d) / (d - 1)), jnp.float32)
     f = lambda x: jnp.sum(scales * (x - 0.4) ** 2)
-    s = sep_cma_es(cube(d))
-
-    @jax.jit
-    def go(key):
-        def gen(st, k):
-            x, st = s.ask(k, st)
-            fx = jax.vmap(f)(x)
-            return s.tell(st, x, fx), jnp.min(fx)
-
-        return jax.lax.scan(gen, s.init(key), jax.random.split(key, 1500))
-
-    st, fs = go(jax.random.key(0))
+    st, fs, _ = scan_strategy(sep_cma_es(cube(d)), f, 1500, jax.random.key(0))
     assert float(jnp.min(fs)) < 1e-6
     diag = np.asarray(st.diag)
     # learned variances follow the inverse curvature: first coordinates far wider than last

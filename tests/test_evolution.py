@@ -6,6 +6,7 @@ import jax.numpy as jnp
 import numpy as np
 import pytest
 
+from helpers import best_value, scan_strategy
 from jaxhpo import Categorical, Float, Int, Space
 from jaxhpo.functions import rosenbrock
 from jaxhpo.strategies import (differential_evolution, genetic_algorithm, particle_swarm,
@@ -14,21 +15,6 @@ from jaxhpo.strategies import (differential_evolution, genetic_algorithm, partic
 
 def cube(d):
     return Space({f"x{i}": Float(0.0, 1.0) for i in range(d)})
-
-
-def best_value(strategy, f, gens, seed=0):
-    @jax.jit
-    def go(key):
-        k_init, key = jax.random.split(key)
-
-        def gen(st, k):
-            x, st = strategy.ask(k, st)
-            fx = jax.vmap(f)(x)
-            return strategy.tell(st, x, fx), jnp.min(fx)
-
-        return jax.lax.scan(gen, strategy.init(k_init), jax.random.split(key, gens))[1]
-
-    return float(jnp.min(go(jax.random.key(seed))))
 
 
 SPHERE5 = lambda x: jnp.sum((x - 0.3) ** 2)
@@ -82,17 +68,7 @@ def test_genetic_algorithm_finds_mixed_optimum():
         hp = space.decode(u)
         return ((hp["c"] != 2) * 1.0 + ((hp["n"] - 13) / 20.0) ** 2 + (hp["x"] - 0.7) ** 2)
 
-    s = genetic_algorithm(space, 32)
-
-    @jax.jit
-    def go(key):
-        def gen(st, k):
-            x, st = s.ask(k, st)
-            return s.tell(st, x, jax.vmap(f)(x)), None
-
-        return jax.lax.scan(gen, s.init(key), jax.random.split(key, 40))[0]
-
-    st = go(jax.random.key(0))
+    st, _, _ = scan_strategy(genetic_algorithm(space, 32), f, 40, jax.random.key(0))
     best = space.to_params(np.asarray(st.population[0]))
     assert best["c"] == target["c"] and best["n"] == target["n"]
     assert best["x"] == pytest.approx(0.7, abs=0.02)

@@ -6,6 +6,7 @@ import jax.numpy as jnp
 import numpy as np
 import pytest
 
+from helpers import scan_strategy
 from jaxhpo import Float, Space, hypervolume, pareto_front
 from jaxhpo.strategies import nsga2, random_search
 from jaxhpo.strategies._nsga2 import crowding_distance, non_dominated_rank
@@ -67,18 +68,7 @@ def zdt1(x):
 
 
 def run(strategy, gens, key):
-    @jax.jit
-    def go(key):
-        k_init, key = jax.random.split(key)
-
-        def gen(st, k):
-            x, st = strategy.ask(k, st)
-            f = jax.vmap(zdt1)(x)
-            return strategy.tell(st, x, f), f
-
-        return jax.lax.scan(gen, strategy.init(k_init), jax.random.split(key, gens))[1]
-
-    return np.asarray(go(key)).reshape(-1, 2)
+    return np.asarray(scan_strategy(strategy, zdt1, gens, key)[1]).reshape(-1, 2)
 
 
 def test_nsga2_approaches_the_zdt1_front():

@@ -61,6 +61,21 @@ def cma_es_constants(d: int, pop: int) -> dict:
                 c_sigma=c_sigma, d_sigma=d_sigma, c_c=c_c, chi_n=chi_n, eig_every=eig_every)
 
 
+def check_cma_args(space, population_size, sigma0, mean0) -> tuple[int, int, np.ndarray]:
+    """Validate CMA-ES arguments; returns ``(d, population_size, mean0)`` with defaults."""
+    d = check_space(space)
+    pop = check_population_size(population_size if population_size is not None
+                                else 4 + int(3 * math.log(d)))
+    if pop < 2:
+        raise ValueError(f"population_size must be >= 2 for CMA-ES, got {pop}")
+    if not (isinstance(sigma0, (int, float)) and sigma0 > 0):
+        raise ValueError(f"sigma0 must be a positive number, got {sigma0!r}")
+    m0 = np.full(d, 0.5, np.float32) if mean0 is None else np.asarray(mean0, np.float32)
+    if m0.shape != (d,) or not np.all((m0 >= 0) & (m0 <= 1)):
+        raise ValueError(f"mean0 must be f32[{d}] inside [0, 1], got {mean0!r}")
+    return d, pop, m0
+
+
 def cma_es(space, population_size: int | None = None, *, sigma0: float = 0.3,
            mean0=None, penalty: float = 1e3) -> Strategy:
     """CMA-ES (Hansen 2016) on the unit cube, with active covariance update.
@@ -80,16 +95,7 @@ def cma_es(space, population_size: int | None = None, *, sigma0: float = 0.3,
     References:
       N. Hansen, "The CMA Evolution Strategy: A Tutorial", arXiv:1604.00772, 2016.
     """
-    d = check_space(space)
-    pop = check_population_size(population_size if population_size is not None
-                                else 4 + int(3 * math.log(d)))
-    if pop < 2:
-        raise ValueError(f"population_size must be >= 2 for CMA-ES, got {pop}")
-    if not (isinstance(sigma0, (int, float)) and sigma0 > 0):
-        raise ValueError(f"sigma0 must be a positive number, got {sigma0!r}")
-    m0 = np.full(d, 0.5, np.float32) if mean0 is None else np.asarray(mean0, np.float32)
-    if m0.shape != (d,) or not np.all((m0 >= 0) & (m0 <= 1)):
-        raise ValueError(f"mean0 must be f32[{d}] inside [0, 1], got {mean0!r}")
+    d, pop, m0 = check_cma_args(space, population_size, sigma0, mean0)
     k = cma_es_constants(d, pop)
     w = jnp.asarray(k["weights"])
     c1, c_mu, c_s, d_s, c_c = k["c1"], k["c_mu"], k["c_sigma"], k["d_sigma"], k["c_c"]

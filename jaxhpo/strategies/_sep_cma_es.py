@@ -17,8 +17,8 @@ import jax.numpy as jnp
 import numpy as np
 from flax import struct
 
-from jaxhpo._strategy import Strategy, check_population_size, check_space, sanitize_fitness
-from jaxhpo.strategies._cma_es import cma_es_constants
+from jaxhpo._strategy import Strategy, sanitize_fitness
+from jaxhpo.strategies._cma_es import check_cma_args, cma_es_constants
 
 
 @struct.dataclass
@@ -43,16 +43,7 @@ def sep_cma_es(space, population_size: int | None = None, *, sigma0: float = 0.3
     References:
       R. Ros and N. Hansen, PPSN 2008.
     """
-    d = check_space(space)
-    pop = check_population_size(population_size if population_size is not None
-                                else 4 + int(3 * math.log(d)))
-    if pop < 2:
-        raise ValueError(f"population_size must be >= 2 for CMA-ES, got {pop}")
-    if not (isinstance(sigma0, (int, float)) and sigma0 > 0):
-        raise ValueError(f"sigma0 must be a positive number, got {sigma0!r}")
-    m0 = np.full(d, 0.5, np.float32) if mean0 is None else np.asarray(mean0, np.float32)
-    if m0.shape != (d,) or not np.all((m0 >= 0) & (m0 <= 1)):
-        raise ValueError(f"mean0 must be f32[{d}] inside [0, 1], got {mean0!r}")
+    d, pop, m0 = check_cma_args(space, population_size, sigma0, mean0)
     k = cma_es_constants(d, pop)
     mu = k["mu"]
     w = jnp.asarray(k["weights"][:mu])
