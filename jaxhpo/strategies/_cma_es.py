@@ -61,6 +61,14 @@ def cma_es_constants(d: int, pop: int) -> dict:
                 c_sigma=c_sigma, d_sigma=d_sigma, c_c=c_c, chi_n=chi_n, eig_every=eig_every)
 
 
+def penalized_fitness(state, x, fitness, penalty: float) -> jax.Array:
+    """NaN/inf-safe fitness plus ``penalty`` times the squared distance from each unclipped
+    proposal ``mean + sigma * y`` to its clipped, evaluated version ``x``."""
+    f, _ = sanitize_fitness(fitness)
+    raw = state.mean + state.sigma * state.y
+    return f + penalty * jnp.sum((raw - x) ** 2, axis=-1)
+
+
 def check_cma_args(space, population_size, sigma0, mean0) -> tuple[int, int, np.ndarray]:
     """Validate CMA-ES arguments; returns ``(d, population_size, mean0)`` with defaults."""
     d = check_space(space)
@@ -116,9 +124,7 @@ def cma_es(space, population_size: int | None = None, *, sigma0: float = 0.3,
         return jnp.clip(x, 0.0, 1.0), state.replace(y=y)
 
     def tell(state, x, fitness):
-        f, _ = sanitize_fitness(fitness)
-        raw = state.mean + state.sigma * state.y
-        f = f + penalty * jnp.sum((raw - x) ** 2, axis=-1)
+        f = penalized_fitness(state, x, fitness, penalty)
         order = jnp.argsort(f)
         y = state.y[order]  # y_{i:lambda}
         y_w = jnp.sum(w[: k["mu"], None] * y[: k["mu"]], axis=0)  # Eq. (41)

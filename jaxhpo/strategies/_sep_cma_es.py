@@ -17,8 +17,8 @@ import jax.numpy as jnp
 import numpy as np
 from flax import struct
 
-from jaxhpo._strategy import Strategy, sanitize_fitness
-from jaxhpo.strategies._cma_es import check_cma_args, cma_es_constants
+from jaxhpo._strategy import Strategy
+from jaxhpo.strategies._cma_es import check_cma_args, cma_es_constants, penalized_fitness
 
 
 @struct.dataclass
@@ -66,9 +66,7 @@ def sep_cma_es(space, population_size: int | None = None, *, sigma0: float = 0.3
         return jnp.clip(x, 0.0, 1.0), state.replace(y=y)
 
     def tell(state, x, fitness):
-        f, _ = sanitize_fitness(fitness)
-        raw = state.mean + state.sigma * state.y
-        f = f + penalty * jnp.sum((raw - x) ** 2, axis=-1)
+        f = penalized_fitness(state, x, fitness, penalty)
         y = state.y[jnp.argsort(f)][:mu]
         y_w = w @ y
         mean = state.mean + state.sigma * y_w
