@@ -48,13 +48,14 @@ def write_result(name: str, payload: dict) -> str:
 
 
 def print_table(rows: list[dict], columns: list[str], title: str = "") -> None:
-    """Print ``rows`` (dicts) as an aligned table with the given columns."""
+    """Print ``rows`` (dicts) as an aligned table: first column left-aligned, others right."""
     cells = [[str(c) for c in columns]] + [[_fmt(r.get(c, "")) for c in columns] for r in rows]
     widths = [max(len(row[i]) for row in cells) for i in range(len(columns))]
     if title:
         print(f"\n{title}")
     for j, row in enumerate(cells):
-        print("  ".join(c.rjust(w) if j else c.ljust(w) for c, w in zip(row, widths)))
+        print("  ".join(c.ljust(w) if i == 0 else c.rjust(w)
+                        for i, (c, w) in enumerate(zip(row, widths))).rstrip())
         if j == 0:
             print("  ".join("-" * w for w in widths))
 

@@ -45,22 +45,33 @@ JAXHPO_STRATEGIES = {
 }
 
 
-def _optuna_samplers():
+def _optuna():
+    """Import Optuna (an optional extra) quietly: no INFO logs, no ExperimentalWarning."""
+    import warnings
+
     import optuna
 
-    return {
-        "optuna_random": lambda seed: optuna.samplers.RandomSampler(seed=seed),
-        "optuna_qmc": lambda seed: optuna.samplers.QMCSampler(seed=seed, scramble=True),
-    }
+    optuna.logging.set_verbosity(optuna.logging.WARNING)
+    warnings.filterwarnings("ignore", category=optuna.exceptions.ExperimentalWarning)
+    return optuna
 
 
-OPTUNA_SAMPLERS = ["optuna_random", "optuna_qmc"]
+# name -> factory(seed) -> optuna sampler (Optuna is imported only when one is selected)
+OPTUNA_SAMPLERS = {
+    "optuna_random": lambda seed: _optuna().samplers.RandomSampler(seed=seed),
+    "optuna_qmc": lambda seed: _optuna().samplers.QMCSampler(seed=seed, scramble=True),
+}
 FUNCTIONS = ["branin", "hartmann3", "hartmann6", "ackley-5", "levy-4", "rosenbrock-2",
              "styblinski_tang-4"]
 
 
 def run_jaxhpo(make, tf, evals: int, batch: int, seeds: list[int]) -> np.ndarray:
-    """Best-so-far values ``f[seeds, evals]`` of one jaxhpo strategy (one compile, all seeds)."""
+    """Best-so-far values ``f[seeds, evals]`` of one jaxhpo strategy (one compile, all seeds).
+
+    The trials are exactly those of ``jaxhpo.minimize_scan(tf.objective, tf.space, strategy,
+    num_generations=ceil(evals / batch), key=seed)`` in trial order (same key derivation, same
+    decoding), trimmed to ``evals``; the seed's key is an argument so one compile serves all seeds.
+    """
     strategy = make(tf.space, batch)
     gens = math.ceil(evals / batch)
 
@@ -85,9 +96,8 @@ def run_jaxhpo(make, tf, evals: int, batch: int, seeds: list[int]) -> np.ndarray
 
 
 def run_optuna(make_sampler, tf, evals: int, seeds: list[int]) -> np.ndarray:
-    import optuna
-
-    optuna.logging.set_verbosity(optuna.logging.WARNING)
+    """Best-so-far values ``f[seeds, evals]`` of Optuna ``study.optimize`` on the same domain."""
+    optuna = _optuna()
     f = jax.jit(tf.fn)
     bounds = [(n, p.low, p.high) for n, p in tf.space.items()]
     out = []
@@ -106,7 +116,7 @@ def main(argv=None):
     ap.add_argument("--seeds", type=int, default=10)
     ap.add_argument("--batch", type=int, default=8)
     ap.add_argument("--functions", default=",".join(FUNCTIONS))
-    ap.add_argument("--strategies", default=",".join(list(JAXHPO_STRATEGIES) + OPTUNA_SAMPLERS))
+    ap.add_argument("--strategies", default=",".join([*JAXHPO_STRATEGIES, *OPTUNA_SAMPLERS]))
     ap.add_argument("--checkpoints", default="25,50,100,128")
     ap.add_argument("--quick", action="store_true", help="2 seeds, 32 evals, 2 functions")
     args = ap.parse_args(argv)
@@ -119,7 +129,6 @@ def main(argv=None):
         raise SystemExit(f"unknown strategies {unknown}")
     checkpoints = sorted({min(int(c), args.evals) for c in args.checkpoints.split(",")}
                          | {args.evals})
-    optuna_samplers = _optuna_samplers() if any(n in OPTUNA_SAMPLERS for n in names) else {}
 
     results, rows = {}, []
     for fname in args.functions.split(","):
@@ -130,7 +139,7 @@ def main(argv=None):
             if name in JAXHPO_STRATEGIES:
                 best = run_jaxhpo(JAXHPO_STRATEGIES[name], tf, args.evals, args.batch, seeds)
             else:
-                best = run_optuna(optuna_samplers[name], tf, args.evals, seeds)
+                best = run_optuna(OPTUNA_SAMPLERS[name], tf, args.evals, seeds)
             regret = best - tf.optimum_value
             stats = {}
             for c in checkpoints:
