@@ -31,11 +31,11 @@ CASES = {
 
 @pytest.mark.parametrize("name", sorted(CASES))
 def test_sphere_5d_far_better_than_random_search(name):
-    """40 generations x 20 = 800 evaluations. Random search's best regret on the 5-d sphere
-    is ~0.05 at that budget; the evolutionary strategies must reach 1e-3."""
+    """60 generations x 20 = 1200 evaluations. Random search's best regret on the 5-d sphere
+    is ~0.04 at that budget; the evolutionary strategies must reach 1e-3."""
     space = cube(5)
-    ours = best_value(CASES[name](space), SPHERE5, 40)
-    rand = np.median([best_value(random_search(space, 20), SPHERE5, 40, seed=s)
+    ours = best_value(CASES[name](space), SPHERE5, 60)
+    rand = np.median([best_value(random_search(space, 20), SPHERE5, 60, seed=s)
                       for s in range(3)])
     assert rand > 0.01
     assert ours < 1e-3, ours
@@ -104,3 +104,16 @@ def test_bad_arguments():
         particle_swarm(cube(2), 8, v_max=0.0)
     with pytest.raises(ValueError, match="mutation_rate"):
         genetic_algorithm(cube(2), 8, mutation_rate=2.0)
+
+
+def test_de_partner_indices_are_distinct_and_uniform():
+    from jaxhpo.strategies._de import distinct_others
+
+    r = np.asarray(distinct_others(jax.random.key(0), 50, 3))
+    assert all(len(set(row) | {i}) == 4 for i, row in enumerate(r))
+    counts = np.zeros((5, 5))
+    for s in range(400):
+        counts[np.arange(5), np.asarray(distinct_others(jax.random.key(s), 5, 1))[:, 0]] += 1
+    assert np.all(np.diag(counts) == 0)
+    off = counts[~np.eye(5, dtype=bool)] / 400
+    np.testing.assert_allclose(off, 0.25, atol=0.07)  # uniform over the 4 others

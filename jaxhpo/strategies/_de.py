@@ -28,10 +28,21 @@ class DEState:
 
 
 def distinct_others(key, pop: int, k: int) -> jax.Array:
-    """``i32[pop, k]``: for each row ``i``, ``k`` distinct indices in ``[0, pop)`` other than i."""
-    keys = jax.random.split(key, pop)
-    picks = jax.vmap(lambda kk: jax.random.choice(kk, pop - 1, (k,), replace=False))(keys)
-    return picks + (picks >= jnp.arange(pop)[:, None])
+    """``i32[pop, k]``: for each row ``i``, ``k`` distinct indices in ``[0, pop)`` other than i.
+
+    O(pop * k^2): the j-th pick is uniform over the ``pop - 1 - j`` indices not yet excluded,
+    drawn as an offset and shifted past the excluded ones in increasing order.
+    """
+    u = jax.random.randint(key, (pop, k), 0, pop - 1 - jnp.arange(k))
+    excluded = jnp.arange(pop)[:, None]  # sorted per row
+    picks = []
+    for j in range(k):
+        idx = u[:, j]
+        for e in range(excluded.shape[1]):
+            idx = idx + (idx >= excluded[:, e])
+        picks.append(idx)
+        excluded = jnp.sort(jnp.concatenate([excluded, idx[:, None]], axis=1), axis=1)
+    return jnp.stack(picks, axis=1)
 
 
 def reflect(x):

@@ -35,13 +35,15 @@ def non_dominated_rank(f: jax.Array) -> jax.Array:
     n = f.shape[0]
     dom = (jnp.all(f[:, None] <= f[None], -1) & jnp.any(f[:, None] < f[None], -1))  # i dom j
 
-    def peel(r, carry):
-        rank, left = carry
+    def peel(carry):
+        r, rank, left = carry
         dominated = jnp.any(dom & left[:, None], axis=0)
         front = left & ~dominated
-        return jnp.where(front, r, rank), left & ~front
+        return r + 1, jnp.where(front, r, rank), left & ~front
 
-    rank, _ = jax.lax.fori_loop(0, n, peel, (jnp.full(n, n, jnp.int32), jnp.ones(n, bool)))
+    # as many peels as there are fronts (usually few), not n
+    _, rank, _ = jax.lax.while_loop(lambda c: jnp.any(c[2]), peel,
+                                    (0, jnp.full(n, n, jnp.int32), jnp.ones(n, bool)))
     return rank
 
 
