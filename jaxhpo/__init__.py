@@ -7,7 +7,9 @@ Public API (everything else is private and may change):
 * drivers :func:`minimize` (journal, resume, Python or JAX objectives) and
   :func:`minimize_scan` (the whole run in one ``lax.scan``), returning a :class:`Result`;
 * the trial record :class:`History` / :class:`Trial`;
-* test functions with known optima in :mod:`jaxhpo.functions`.
+* test functions with known optima in :mod:`jaxhpo.functions`;
+* population training of Flax models under ``vmap`` in :mod:`jaxhpo.train`;
+* Pareto utilities :func:`pareto_front`, :func:`hypervolume`.
 """
 
 from jaxhpo import strategies
@@ -26,9 +28,9 @@ __all__ = [
 
 
 def __getattr__(name):
-    # jaxhpo.functions is imported lazily so `import jaxhpo` stays light.
-    if name == "functions":
+    # jaxhpo.functions and jaxhpo.train are imported lazily so `import jaxhpo` stays light.
+    if name in ("functions", "train"):
         import importlib
 
-        return importlib.import_module("jaxhpo.functions")
+        return importlib.import_module(f"jaxhpo.{name}")
     raise AttributeError(f"module 'jaxhpo' has no attribute {name!r}")
