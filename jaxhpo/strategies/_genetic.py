@@ -62,7 +62,7 @@ def genetic_algorithm(space, population_size: int = 32, *, mutation_rate: float 
         return jnp.take_along_axis(cand, jnp.argmin(fitness[cand], axis=1)[:, None], 1)[:, 0]
 
     def ask(key, state):
-        k1, k2, k_mix, k_blx, k_mut, k_g, k_step, k_cat = jax.random.split(key, 8)
+        k1, k2, k_mix, k_blx, k_mut, k_g, k_step, k_size, k_cat = jax.random.split(key, 9)
         a = state.population[select(k1, state.fitness)]
         b = state.population[select(k2, state.fitness)]
         lo, hi = jnp.minimum(a, b), jnp.maximum(a, b)
@@ -74,8 +74,8 @@ def genetic_algorithm(space, population_size: int = 32, *, mutation_rate: float 
         mutate = jax.random.bernoulli(k_mut, rate, (pop, d))
         gauss = child + mutation_scale * jax.random.normal(k_g, (pop, d))
         steps = jnp.where(jax.random.bernoulli(k_step, 0.5, (pop, d)), 1.0, -1.0)
-        int_step = child + steps * (1.0 + jnp.floor(jnp.abs(jax.random.normal(k_g, (pop, d)))
-                                                    )) / bins
+        int_step = child + steps * (1.0 + jnp.floor(jnp.abs(jax.random.normal(k_size, (pop, d))))
+                                    ) / bins
         resample = jax.random.uniform(k_cat, (pop, d))
         mutated = jnp.select([kinds == FLOAT, kinds == INT, kinds == CATEGORICAL],
                              [gauss, int_step, resample])
