@@ -337,3 +337,21 @@ def test_patch_conv_equals_flax_conv(shape, kernel, stride):
     params = ours.init(jax.random.key(1), x)
     np.testing.assert_allclose(np.asarray(ours.apply(params, x)), np.asarray(ref.apply(params, x)),
                                atol=2e-6)
+
+
+def test_multi_objective_tuning_of_accuracy_vs_size():
+    """NSGA-II through minimize on the engine's metrics: the Pareto front trades accuracy for
+    active parameter count, and the smallest model evaluated is on it."""
+    space = Space({"lr": Float(1e-2, 1e-1, log=True), "width": Int(2, 16)})
+    tr = Trainer(mlp(3, max_width=16), small_data(), space=space, max_batch_size=32)
+    res = jaxhpo.minimize(tr.objective(60, splits=("val",)), space,
+                          jaxhpo.strategies.nsga2(space, 8), num_generations=2,
+                          metric=["val_accuracy", "param_count"],
+                          direction=["maximize", "minimize"], progress=False)
+    front = res.best_trials
+    assert front and len(res.history) == 16
+    sizes = [t.values[1] for t in res.history]
+    assert min(sizes) in [t.values[1] for t in front]
+    for t in front:   # nobody is at least as accurate and strictly smaller, or vice versa
+        for u in res.history:
+            assert not (u.values[0] >= t.values[0] and u.values[1] < t.values[1])
