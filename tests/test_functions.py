@@ -14,8 +14,7 @@ from jaxhpo import functions as F
 # unit in the last printed digit; 1e-9 where the value is exact or printed to more digits)
 CASES = [
     (F.branin(), 5e-7), (F.hartmann3(), 5e-6), (F.hartmann6(), 5e-6),
-    (F.rosenbrock(2), 1e-9), (F.rosenbrock(10), 1e-9), (F.ackley(2), 1e-9),
-    (F.ackley(5), 1e-9), (F.levy(1), 1e-9), (F.levy(4), 1e-9), (F.styblinski_tang(1), 1e-9),
+    (F.rosenbrock(10), 1e-9), (F.ackley(5), 1e-9), (F.levy(1), 1e-9), (F.levy(4), 1e-9),
     (F.styblinski_tang(4), 1e-9), (F.sphere(3), 1e-9),
 ]
 IDS = [tf.name for tf, _ in CASES]
@@ -45,10 +44,14 @@ def test_value_at_optimum_matches_literature(tf, tol):
 
 @cases
 def test_no_random_point_beats_the_optimum(tf, tol):
+    """1000 uniform points of the domain, through jit(vmap(value_and_grad))."""
     u = jax.random.uniform(jax.random.key(0), (1000, tf.dim))
-    vals = np.asarray(jax.jit(lambda u: tf(tf.from_unit(u)))(u))
-    assert vals.shape == (1000,) and np.isfinite(vals).all()
-    assert vals.min() >= tf.optimum_value - f32_tol(tf, tol)
+    vals, grads = jax.jit(lambda u: jax.vmap(jax.value_and_grad(tf.fn))(tf.from_unit(u)))(u)
+    assert vals.shape == (1000,) and grads.shape == (1000, tf.dim)
+    assert np.isfinite(np.asarray(vals)).all() and np.isfinite(np.asarray(grads)).all()
+    assert float(vals.min()) >= tf.optimum_value - f32_tol(tf, tol)
+    batched = jax.jit(lambda u: tf(tf.from_unit(u)))(u)  # fn broadcasts over leading axes
+    np.testing.assert_allclose(np.asarray(batched), np.asarray(vals), rtol=1e-6, atol=1e-6)
 
 
 @cases
@@ -73,42 +76,44 @@ def test_optimum_is_a_local_minimum(tf, tol):
                              for _ in range(3)]
             for s in starts:
                 res = minimize(fun, s, jac=True, method="L-BFGS-B", bounds=lohi,
-                               options={"ftol": 1e-15, "gtol": 1e-10, "maxiter": 1000})
+                               options={"ftol": 1e-15, "gtol": 1e-10, "maxiter": 200})
                 assert res.fun >= tf.optimum_value - tol
                 assert res.fun <= tf.optimum_value + max(tol, 1e-6), (s, res)
 
 
-@cases
-def test_objective_from_unit_jit_vmap_grad_agree_with_fn(tf, tol):
+API_CASES = [CASES[i] for i in (0, 2, 4, 8)]  # branin, hartmann6, ackley-5, sphere-3
+
+
+@pytest.mark.parametrize("tf,tol", API_CASES, ids=[tf.name for tf, _ in API_CASES])
+def test_objective_and_from_unit_agree_with_fn(tf, tol):
     names = tf.space.names
-    for loc in tf.optimum_locations:
-        u = tf.space.encode({n: float(v) for n, v in zip(names, loc)})
-        assert u.shape == (tf.dim,) and u.dtype == np.float32
-        x = tf.from_unit(jnp.asarray(u))
-        np.testing.assert_allclose(np.asarray(x), loc, rtol=1e-5, atol=1e-5)
-        hp = tf.space.decode(jnp.asarray(u))
-        assert set(hp) == set(names) and all(hp[n].shape == () for n in names)
-        val = jax.jit(tf.objective)(jax.random.key(0), hp)
-        assert val.shape == () and val.dtype == jnp.float32
-        np.testing.assert_allclose(float(val), tf.optimum_value, atol=f32_tol(tf, tol) + 1e-4)
-        assert float(val) == pytest.approx(float(tf(x)), rel=1e-6, abs=1e-6)
-    xs = tf.from_unit(jax.random.uniform(jax.random.key(1), (2, 3, tf.dim)))
-    direct = np.asarray(tf(xs))
-    assert direct.shape == (2, 3)
-    np.testing.assert_allclose(np.asarray(jax.jit(jax.vmap(jax.vmap(tf.fn)))(xs)), direct,
-                               rtol=1e-6)
-    grads = jax.jit(jax.vmap(jax.grad(tf.fn)))(
-        jnp.concatenate([xs[0], jnp.asarray(tf.optimum_locations, jnp.float32)]))
-    assert np.isfinite(np.asarray(grads)).all()
+    us = np.stack([tf.space.encode({n: float(v) for n, v in zip(names, loc)})
+                   for loc in tf.optimum_locations])
+    assert us.shape == tf.optimum_locations.shape and us.dtype == np.float32
+
+    @jax.jit
+    def run(u):
+        x = tf.from_unit(u)
+        obj = jax.vmap(tf.objective, in_axes=(None, 0))(jax.random.key(0), tf.space.decode(u))
+        return x, obj, tf(x)
+
+    x, obj, direct = run(jnp.asarray(us))
+    np.testing.assert_allclose(np.asarray(x), tf.optimum_locations, rtol=1e-5, atol=1e-5)
+    assert obj.dtype == jnp.float32 and obj.shape == (len(us),)
+    np.testing.assert_allclose(np.asarray(obj), np.asarray(direct), rtol=1e-6, atol=1e-6)
+    np.testing.assert_allclose(np.asarray(obj), tf.optimum_value, atol=f32_tol(tf, tol) + 1e-4)
     assert tf.regret(tf.optimum_value) == 0.0 and tf.regret(tf.optimum_value + 1.5) == 1.5
 
 
 def test_closed_form_values():
-    f = lambda tf, x: float(tf(jnp.asarray(x, jnp.float32)))  # noqa: E731
+    f = lambda tf, x: float(jax.jit(tf.fn)(jnp.asarray(x, jnp.float32)))  # noqa: E731
     assert f(F.rosenbrock(2), [0.0, 0.0]) == pytest.approx(1.0)
     assert f(F.rosenbrock(2), [-1.0, 1.0]) == pytest.approx(4.0)
     assert f(F.rosenbrock(3), [0.0, 0.0, 0.0]) == pytest.approx(2.0)
     assert f(F.ackley(3), [0.0, 0.0, 0.0]) == pytest.approx(0.0, abs=1e-6)
+    # Ackley at (1, 0): both cosines are 1, so only the radial term remains
+    assert f(F.ackley(2), [1.0, 0.0]) == pytest.approx(20 * (1 - math.exp(-0.2 * math.sqrt(0.5))),
+                                                       rel=1e-5)
     assert f(F.sphere(2), [0.0, 0.0]) == pytest.approx(0.18)
     assert f(F.sphere(2, center=0.5), [1.0, 1.0]) == pytest.approx(0.5)
     assert f(F.styblinski_tang(1), [0.0]) == 0.0
