@@ -300,12 +300,13 @@ class Space:
         conditional parameters are merged, so each distinct configuration appears exactly once.
         ``points_per_axis`` may be a mapping name -> count (names missing from it get 5).
         """
+        if isinstance(points_per_axis, Mapping):
+            unknown = set(points_per_axis) - set(self.names)
+            if unknown:
+                raise ValueError(f"points_per_axis names unknown parameters {sorted(unknown)}")
         per = {}
         for name in self.names:
             if isinstance(points_per_axis, Mapping):
-                unknown = set(points_per_axis) - set(self.names)
-                if unknown:
-                    raise ValueError(f"points_per_axis names unknown parameters {sorted(unknown)}")
                 p = points_per_axis.get(name, 5)
             else:
                 p = points_per_axis

@@ -1,7 +1,6 @@
 """minimize / minimize_scan: objective kinds, directions, metrics, failures, exports."""
 
 import json
-import math
 
 import jax
 import jax.numpy as jnp

@@ -16,7 +16,7 @@ import pytest
 import jaxhpo
 from jaxhpo import Float, Space
 from jaxhpo._journal import Journal, decode_state, encode_state
-from jaxhpo.strategies import quasi_random, random_search
+from jaxhpo.strategies import random_search
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 

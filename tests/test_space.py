@@ -9,7 +9,6 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-import jaxhpo
 from jaxhpo import Categorical, Float, Int, Space
 
 
