@@ -368,7 +368,7 @@ def minimize(objective: Callable, space: Space, strategy: Strategy, *,
             )
         records = jr.read() if resume else []
         if records:
-            state, start, done = _restore(records, header, state)
+            state, start, done = _restore(records, header, state, strategy)
         else:
             jr.write(header)
 
@@ -429,6 +429,8 @@ def minimize(objective: Callable, space: Space, strategy: Strategy, *,
             else:
                 values = np.array([t.values if t.status == OK else [np.nan] * len(dirs)
                                    for t in trials], np.float64)
+            if strategy.reserve is not None:  # grow observation buffers outside jit
+                state = strategy.reserve(state, (g + 1) * pop)
             state = tell(state, x, jnp.asarray(_fitness(values, dirs)))
             if jr is not None:
                 jr.write({"type": "state", "generation": g, "leaves": encode_state(state)})
@@ -462,7 +464,7 @@ def _run_python(objective, space, params, x_row, g, i, pop, names):
     return Trial(metrics=metrics, values=vals, status=status, **common), names
 
 
-def _restore(records, header, template_state):
+def _restore(records, header, template_state, strategy):
     head = records[0]
     if head.get("type") != "header" or head.get("format") != FORMAT:
         raise ValueError("the journal does not start with a jaxhpo header; is it a journal?")
@@ -479,7 +481,11 @@ def _restore(records, header, template_state):
             t = Trial.from_record(r)
             done[(t.generation, t.member)] = t
         elif r.get("type") == "state":
-            state = decode_state(r["leaves"], template_state)
+            template = template_state
+            if strategy.reserve is not None:  # the saved state had grown to this size
+                template = strategy.reserve(template, (r["generation"] + 1) * header[
+                    "population_size"])
+            state = decode_state(r["leaves"], template)
             start = r["generation"] + 1
     return state, start, done
 
@@ -525,7 +531,10 @@ def minimize_scan(objective: Callable, space: Space, strategy: Strategy, *,
 
     @jax.jit
     def run(k):
-        return jax.lax.scan(generation, strategy.init(k), jnp.arange(num_generations))
+        state = strategy.init(k)
+        if strategy.reserve is not None:  # room for every observation of the run, up front
+            state = strategy.reserve(state, num_generations * pop)
+        return jax.lax.scan(generation, state, jnp.arange(num_generations))
 
     t0 = time.perf_counter()
     state, (xs, metrics) = jax.block_until_ready(run(k_init))

@@ -33,6 +33,12 @@ class Strategy(NamedTuple):
       name: a short identifier recorded in journals.
       max_generations: ``None`` for strategies that can propose forever; otherwise the number
         of generations after which every proposal has been made (e.g. a finite grid).
+      reserve: ``None``, or ``reserve(state, n) -> state`` for strategies whose state holds a
+        buffer of observations that can grow: returns a state with room for ``n``
+        observations (possibly larger arrays, so ``ask``/``tell`` retrace once per growth).
+        Drivers call it outside ``jit``: :func:`jaxhpo.minimize` before each ``tell``
+        (buffers double, so at most ``log2(n)`` compilations) and :func:`jaxhpo.minimize_scan`
+        once for the whole run. Without it, a full buffer keeps its best observations.
 
     Example:
       >>> strategy = jaxhpo.strategies.random_search(space, population_size=16)
@@ -48,6 +54,7 @@ class Strategy(NamedTuple):
     num_dims: int
     name: str = "strategy"
     max_generations: int | None = None
+    reserve: Callable[[StrategyState, int], StrategyState] | None = None
 
 
 def check_population_size(population_size, arg: str = "population_size") -> int:

@@ -16,6 +16,7 @@ from jaxhpo.strategies._annealing import AnnealingState, simulated_annealing
 from jaxhpo.strategies._ars import ARSState, RunningNorm, ars
 from jaxhpo.strategies._cma_es import CMAESState, cma_es
 from jaxhpo.strategies._de import DEState, differential_evolution
+from jaxhpo.strategies._gp_bo import GPBOState, gp_bo
 from jaxhpo.strategies._genetic import GeneticState, genetic_algorithm
 from jaxhpo.strategies._grid import GridSearchState, grid_search
 from jaxhpo.strategies._nsga2 import NSGA2State, nsga2
@@ -54,6 +55,8 @@ REGISTRY: dict[str, RegistryEntry] = {
     # ARS's population is 2N: the suite's population of 16 means 8 antithetic pairs
     "ars": RegistryEntry(lambda space, pop: ars(space, pop // 2, top_directions=pop // 4,
                                                 step_size=0.05, noise=0.05)),
+    "gp_bo": RegistryEntry(lambda space, pop: gp_bo(space, pop, num_candidates=256,
+                                                      fit_steps=10, polish_steps=5)),
     "grid_search": RegistryEntry(lambda space, pop: grid_search(
         space, max(2, round(1000 ** (1 / space.dim))), population_size=pop)),
 }
@@ -71,4 +74,5 @@ __all__ = [
     "genetic_algorithm", "GeneticState",
     "nsga2", "NSGA2State",
     "ars", "ARSState", "RunningNorm",
+    "gp_bo", "GPBOState",
 ]

@@ -1,0 +1,361 @@
+"""Bayesian optimization with a Gaussian process (GP-BO), batch proposals by kriging believer.
+
+Each ``tell`` appends the new observations to a fixed-capacity buffer, refits the GP
+hyperparameters (MAP, multi-start L-BFGS warm-started from the previous fit; see
+:mod:`jaxhpo.gp`) and factors the posterior once. Each ``ask`` scores a pool of candidates —
+uniform points plus Gaussian perturbations of the best observations — with the acquisition
+function, polishes the best of them by projected Adam ascent on the continuous coordinates
+(integer and categorical coordinates keep their candidate bins), and selects the batch:
+
+* ``q = 1``: the maximizer of the acquisition;
+* ``q > 1``, EI/PI/UCB: *kriging believer* (Ginsbourger, Le Riche & Carraro, "Kriging is
+  well-suited to parallelize optimization", 2010) over the candidate pool. A fantasized
+  observation equal to the posterior mean leaves the mean unchanged and lowers the variance
+  by a rank-one update, so after choosing ``p_j``
+
+      cov_j(c, p) = cov_{j-1}(c, p) - w_j(c) w_j(p),  w_j(c) = cov_{j-1}(c, p_j) / sqrt(var_{j-1}(p_j) + noise)
+
+  and the incumbent becomes ``min(best, mu(p_j))``. Every step costs ``O(N (C + q))`` for a
+  pool of ``N`` candidates and ``C`` observations — no refit, no new Cholesky factor — so a
+  batch of 64 costs little more than one proposal;
+* Thompson sampling: ``q`` joint posterior draws over a candidate subset, the minimizer of each.
+
+Failed trials (NaN/inf fitness) are kept out of the GP fit but recorded; candidates are
+discouraged from their neighbourhood by the factor ``1 - 0.99 * max_f rho(x, x_f)`` on EI/PI
+(added as its log to logEI/logPI), where ``rho`` is the fitted kernel's correlation with a
+failed point (for UCB and Thompson sampling ``3 * max_f rho`` standardized units are
+subtracted).
+
+The first ``num_initial`` observations come from a scrambled Halton sequence.
+
+References:
+  Jones, Schonlau & Welch, "Efficient global optimization of expensive black-box functions",
+  J. Global Optim. 1998. Snoek, Larochelle & Adams, "Practical Bayesian optimization of machine
+  learning algorithms", NeurIPS 2012. Ament et al., NeurIPS 2023 (logEI). Ginsbourger et al.
+  2010 (kriging believer).
+"""
+
+from __future__ import annotations
+
+import math
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+import optax
+from flax import struct
+
+from jaxhpo import gp
+from jaxhpo._strategy import Strategy, check_population_size, check_space
+from jaxhpo.strategies._quasi_random import QuasiRandomState, quasi_random
+
+EMPTY, OK, FAILED = 0, 1, 2
+
+
+@struct.dataclass
+class GPBOState:
+    x: jax.Array  # f32[C, d]   observed points (bins snapped, inactive coordinates neutral)
+    y: jax.Array  # f32[C]      fitness as told (0 where not OK)
+    status: jax.Array  # i32[C]  EMPTY / OK / FAILED
+    count: jax.Array  # i32[]    observations told so far (all statuses)
+    fitted_at: jax.Array  # i32[] OK observations at the last hyperparameter fit
+    params: gp.GPParams  # current hyperparameters (warm start of the next fit)
+    post: gp.Posterior  # the factored posterior of the OK observations
+    key: jax.Array  # PRNG key for the fit's random restarts
+    warmup: QuasiRandomState
+    best_x: jax.Array  # f32[d]
+    best_fitness: jax.Array  # f32[]
+
+
+def gp_bo(space, batch_size: int = 1, *, acquisition: str = "logei",
+          kernel: str = "matern52", num_initial: int | None = None,
+          capacity: int | None = None, num_candidates: int = 1024, num_polish: int = 8,
+          polish_steps: int = 25, num_restarts: int = 4, fit_steps: int = 30,
+          ucb_beta: float = 4.0, min_noise: float = 1e-6, thompson_candidates: int = 512,
+          refit_below: int = 64, refit_growth: float = 0.1) -> Strategy:
+    """GP-based Bayesian optimization proposing ``batch_size`` points per ``ask``.
+
+    Args:
+      space: the search space (integer / categorical / conditional parameters are modelled
+        through the kernel, see :class:`jaxhpo.gp.InputSpec`).
+      batch_size: ``q``, points per ``ask`` (the population size).
+      acquisition: ``"logei"`` (default), ``"ei"``, ``"ucb"``, ``"pi"``, ``"logpi"`` or
+        ``"thompson"``.
+      kernel: ``"matern52"`` (default) or ``"rbf"``.
+      num_initial: quasi-random observations before the model is used (default
+        ``max(10, d + 1)``, at least one batch).
+      capacity: observation buffer size. ``None`` (default): starts at
+        ``max(64, 2 q)`` and doubles through :attr:`Strategy.reserve`, which drivers call
+        outside ``jit`` (``minimize`` as the run grows — at most ``log2(n)`` compilations;
+        ``minimize_scan`` once for the whole run). An int fixes it (e.g. for your own
+        ``lax.scan``). When the buffer is full the worst observations are dropped first.
+      num_candidates: random candidates scored per ``ask`` (half uniform, half local).
+      num_polish: best candidates refined by gradient ascent.
+      polish_steps: Adam steps of that refinement.
+      num_restarts: L-BFGS starts of each hyperparameter fit (previous fit, prior mode, prior
+        draws).
+      fit_steps: at most this many L-BFGS iterations per start.
+      refit_below, refit_growth: the hyperparameters are refitted at every ``tell`` while
+        there are at most ``refit_below`` valid observations, then whenever their number has
+        grown by the fraction ``refit_growth`` since the last fit (the posterior itself is
+        refactored at every ``tell``). Refitting a MAP estimate that barely moves is the
+        dominant cost at hundreds of observations; this keeps it amortized.
+      ucb_beta: ``beta`` of UCB.
+      min_noise: floor of the noise variance in standardized units.
+      thompson_candidates: candidates of the joint posterior draws of Thompson sampling.
+
+    Returns:
+      A :class:`jaxhpo.Strategy` with a ``reserve`` function.
+
+    Example:
+      >>> strategy = jaxhpo.strategies.gp_bo(space, batch_size=8)
+      >>> result = jaxhpo.minimize(objective, space, strategy, num_generations=20)
+    """
+    d = check_space(space)
+    q = check_population_size(batch_size, "batch_size")
+    if acquisition not in gp.ACQUISITIONS:
+        raise ValueError(f"acquisition must be one of {gp.ACQUISITIONS}, got {acquisition!r}")
+    spec = gp.InputSpec.from_space(space, kernel)
+    n_init = max(10, d + 1) if num_initial is None else check_population_size(
+        num_initial, "num_initial")
+    for name, v in (("num_candidates", num_candidates), ("num_polish", num_polish),
+                    ("num_restarts", num_restarts), ("fit_steps", fit_steps),
+                    ("thompson_candidates", thompson_candidates)):
+        check_population_size(v, name)
+    if isinstance(polish_steps, bool) or not isinstance(polish_steps, int) or polish_steps < 0:
+        raise ValueError(f"polish_steps must be an int >= 0, got {polish_steps!r}")
+    cap0 = max(64, 2 * q) if capacity is None else check_population_size(capacity, "capacity")
+    if cap0 < q:
+        raise ValueError(f"capacity={cap0} must be >= batch_size={q}")
+    if not refit_growth >= 0 or isinstance(refit_below, bool) or not isinstance(refit_below,
+                                                                                  int):
+        raise ValueError(f"refit_below must be an int and refit_growth >= 0, got "
+                         f"{refit_below!r}, {refit_growth!r}")
+    if not ucb_beta > 0 or not min_noise >= 0:
+        raise ValueError(f"ucb_beta must be > 0 and min_noise >= 0, got {ucb_beta}, {min_noise}")
+    num_polish = min(num_polish, num_candidates)
+    n_ts = min(thompson_candidates, num_candidates)
+    warm = quasi_random(space, q)
+    is_log_acq = acquisition in ("logei", "logpi")
+    discrete = jnp.asarray(np.asarray(spec.num_bins) > 0)
+
+    def prepare(x):
+        return space.neutralize(gp.snap_to_bins(spec, x))
+
+    # ------------------------------------------------------------------ state and buffer
+    def empty_posterior(cap):
+        eye = jnp.eye(cap, dtype=jnp.float32)
+        p = gp.GPParams.default(d, jnp.float32)
+        return gp.Posterior(jnp.zeros((cap, d)), jnp.zeros(cap, bool), eye, eye, jnp.zeros(cap),
+                            jnp.exp(p.log_lengthscale), jnp.float32(1.0), jnp.float32(1e-2),
+                            jnp.float32(0.0), jnp.float32(1.0), spec)
+
+    def init(key):
+        k_warm, k_fit = jax.random.split(key)
+        return GPBOState(jnp.zeros((cap0, d)), jnp.zeros(cap0), jnp.zeros(cap0, jnp.int32),
+                         jnp.zeros((), jnp.int32), jnp.zeros((), jnp.int32),
+                         gp.GPParams.default(d, jnp.float32),
+                         empty_posterior(cap0), k_fit, warm.init(k_warm),
+                         jnp.full((d,), 0.5, jnp.float32),
+                         jnp.float32(np.finfo(np.float32).max))
+
+    def reserve(state, n):
+        """Grow the buffer (doubling) so it holds ``n`` observations; call outside ``jit``."""
+        cap = state.x.shape[0]
+        if n <= cap:
+            return state
+        new = cap
+        while new < n:
+            new *= 2
+        pad = new - cap
+        post = state.post
+        eye = jnp.eye(new, dtype=post.chol.dtype)
+        post = post.replace(u=jnp.pad(post.u, ((0, pad), (0, 0))),
+                            mask=jnp.pad(post.mask, (0, pad)),
+                            chol=eye.at[:cap, :cap].set(post.chol),
+                            chol_inv=eye.at[:cap, :cap].set(post.chol_inv),
+                            alpha=jnp.pad(post.alpha, (0, pad)))
+        return state.replace(x=jnp.pad(state.x, ((0, pad), (0, 0))),
+                             y=jnp.pad(state.y, (0, pad)), status=jnp.pad(state.status, (0, pad)),
+                             post=post)
+
+    def insert(state, x, y, status):
+        cap = state.x.shape[0]
+
+        def append(_):
+            i = jnp.minimum(state.count, cap - q)
+            return (jax.lax.dynamic_update_slice(state.x, x, (i, 0)),
+                    jax.lax.dynamic_update_slice(state.y, y, (i,)),
+                    jax.lax.dynamic_update_slice(state.status, status, (i,)))
+
+        def keep_best(_):  # full: keep OK points by fitness, then failed ones, drop the rest
+            xs = jnp.concatenate([state.x, x])
+            ys = jnp.concatenate([state.y, y])
+            st = jnp.concatenate([state.status, status])
+            rank = jnp.where(st == OK, 0, jnp.where(st == FAILED, 1, 2))
+            order = jnp.lexsort((ys, rank))[:cap]
+            return xs[order], ys[order], st[order]
+
+        return jax.lax.cond(state.count + q <= cap, append, keep_best, None)
+
+    # ------------------------------------------------------------------ tell
+    def tell(state, x, fitness):
+        f = jnp.asarray(fitness, jnp.float32).reshape(q)
+        ok = jnp.isfinite(f)
+        xb, yb, sb = insert(state, prepare(x), jnp.where(ok, f, 0.0),
+                            jnp.where(ok, OK, FAILED).astype(jnp.int32))
+        mask = sb == OK
+        key, k_fit = jax.random.split(state.key)
+
+        def refit(params):
+            starts = jax.tree.map(
+                lambda a, b, c: jnp.concatenate([a[None], b[None], c]), params,
+                gp.GPParams.default(d, jnp.float32),
+                gp.sample_prior(k_fit, d, max(num_restarts - 2, 0), jnp.float32))
+            starts = jax.tree.map(lambda a: a[:num_restarts], starts)
+            return gp.fit(xb, yb, mask, spec, starts, num_steps=fit_steps, min_noise=min_noise)
+
+        n_ok = jnp.sum(mask).astype(jnp.int32)
+        due = (n_ok >= 2) & ((n_ok <= refit_below) | (n_ok >= (1.0 + refit_growth)
+                                                       * state.fitted_at))
+        params = jax.lax.cond(due, refit, lambda p: p, state.params)
+        post = gp.posterior(params, xb, yb, mask, spec, min_noise)
+        fc = jnp.where(ok, f, jnp.inf)
+        i = jnp.argmin(fc)
+        better = fc[i] < state.best_fitness
+        return state.replace(x=xb, y=yb, status=sb, count=state.count + q,
+                             fitted_at=jnp.where(due, n_ok, state.fitted_at), params=params,
+                             post=post, key=key,
+                             best_x=jnp.where(better, x[i], state.best_x),
+                             best_fitness=jnp.where(better, fc[i], state.best_fitness))
+
+    # ------------------------------------------------------------------ ask
+    def incumbent(state):
+        z = (state.y - state.post.y_mean) / state.post.y_std
+        return jnp.min(jnp.where(state.status == OK, z, jnp.inf))
+
+    def failure_corr(state, xc):
+        """max over failed observations of the kernel correlation, f32[n]."""
+        uq = gp.transform_inputs(spec, xc)
+        uf = gp.transform_inputs(spec, state.x)
+        r = gp.correlation(spec, gp.scaled_sq_dist(spec, state.post.lengthscale, uq, uf))
+        return jnp.max(jnp.where(state.status == FAILED, r, 0.0), axis=-1, initial=0.0)
+
+    def penalize(score, corr):
+        if is_log_acq:
+            return score + jnp.log1p(-0.99 * corr)
+        if acquisition in ("ei", "pi"):
+            return score * (1.0 - 0.99 * corr)
+        return score - 3.0 * corr
+
+    def score_points(state, xc, best):
+        mean, var = gp.predict(state.post, xc)
+        s = gp.acquisition_value(acquisition, mean, var, best, ucb_beta)
+        return penalize(s, failure_corr(state, xc))
+
+    def candidates(key, state):
+        k_u, k_par, k_step, k_flip, k_new = jax.random.split(key, 5)
+        n_u = num_candidates - num_candidates // 2
+        n_l = num_candidates // 2
+        uniform = jax.random.uniform(k_u, (n_u, d))
+        # local: perturb the best OK observations (top 5) on the lengthscale's scale
+        z = jnp.where(state.status == OK, state.y, jnp.inf)
+        top = jnp.argsort(z)[:5]
+        n_top = jnp.clip(jnp.sum(state.status == OK), 1, 5)
+        parent = state.x[top[jax.random.randint(k_par, (n_l,), 0, n_top)]]
+        scale = jnp.clip(0.2 * state.post.lengthscale, 1e-3, 0.2)
+        step = scale * jax.random.normal(k_step, (n_l, d)) * jnp.exp(
+            jax.random.uniform(k_new, (n_l, 1), minval=-3.0, maxval=0.0))
+        flip = jax.random.uniform(k_flip, (n_l, d)) < 1.0 / d
+        local = jnp.where(discrete, jnp.where(flip, jax.random.uniform(k_new, (n_l, d)),
+                                              parent), parent + step)
+        return prepare(jnp.clip(jnp.concatenate([uniform, local]), 0.0, 1.0))
+
+    def polish(state, x0, best):
+        def value(x):
+            return score_points(state, prepare(x)[None], best)[0]
+
+        grad = jax.vmap(jax.grad(value))
+        opt = optax.adam(optax.cosine_decay_schedule(0.02, max(polish_steps, 1), 0.05))
+
+        def step(carry, _):
+            x, s = carry
+            g = jnp.where(discrete, 0.0, -grad(x))
+            g = jnp.where(jnp.isfinite(g), g, 0.0)
+            u, s = opt.update(g, s, x)
+            return (jnp.clip(optax.apply_updates(x, u), 0.0, 1.0), s), None
+
+        (x, _), _ = jax.lax.scan(step, (x0, opt.init(x0)), None, length=polish_steps)
+        return prepare(x)
+
+    def kriging_believer(state, xc, best, score_fn):
+        """Greedy batch of q rows of xc (see module docstring)."""
+        post = state.post
+        mean, var, v = gp.predict(post, xc, return_solve=True)
+        corr = failure_corr(state, xc)
+        uc = gp.transform_inputs(spec, xc)
+        n = xc.shape[0]
+
+        def pick(carry, j):
+            var, w, best, taken = carry
+            s = penalize(score_fn(mean, var, best), corr)
+            s = jnp.where(taken | ~jnp.isfinite(s), -jnp.inf, s)
+            p = jnp.argmax(s)
+            k_cp = gp.kernel_matrix(spec, post.lengthscale, post.signal, uc, uc[p][None])[:, 0]
+            cov = k_cp - v.T @ v[:, p] - w @ w[p]
+            wj = cov / jnp.sqrt(var[p] + post.noise)
+            var = jnp.maximum(var - wj * wj, 1e-12 * post.signal)
+            return (var, w.at[:, j].set(wj), jnp.minimum(best, mean[p]),
+                    taken.at[p].set(True)), p
+
+        init = (var, jnp.zeros((n, q), var.dtype), best, jnp.zeros(n, bool))
+        _, picks = jax.lax.scan(pick, init, jnp.arange(q))
+        return xc[picks]
+
+    def thompson(key, state, xc):
+        post = state.post
+        xc = xc[:n_ts]
+        mean, _, v = gp.predict(post, xc, return_solve=True)
+        uc = gp.transform_inputs(spec, xc)
+        cov = gp.kernel_matrix(spec, post.lengthscale, post.signal, uc, uc) - v.T @ v
+        chol = gp.cholesky_with_retries(cov + 1e-6 * post.signal * jnp.eye(n_ts),
+                                        1e-5 * post.signal)
+        draws = mean + jax.random.normal(key, (q, n_ts)) @ chol.T  # f32[q, n]
+        draws = draws + 3.0 * failure_corr(state, xc)
+
+        def pick(taken, f):
+            p = jnp.argmin(jnp.where(taken, jnp.inf, f))
+            return taken.at[p].set(True), p
+
+        _, picks = jax.lax.scan(pick, jnp.zeros(n_ts, bool), draws)
+        return xc[picks]
+
+    def model_ask(key, state):
+        k_cand, k_ts = jax.random.split(key)
+        best = incumbent(state)
+        xc = candidates(k_cand, state)
+        if acquisition == "thompson":
+            return thompson(k_ts, state, xc)
+        scores = score_points(state, xc, best)
+        top = jax.lax.top_k(jnp.where(jnp.isfinite(scores), scores, -jnp.inf), num_polish)[1]
+        xp = polish(state, xc[top], best)
+        pool = jnp.concatenate([xp, xc])
+
+        def score_fn(mean, var, b):
+            return gp.acquisition_value(acquisition, mean, var, b, ucb_beta)
+
+        return kriging_believer(state, pool, best, score_fn)
+
+    def ask(key, state):
+        ready = (state.count >= n_init) & (jnp.sum(state.status == OK) >= 2)
+
+        def from_model(st):
+            return model_ask(key, st).astype(jnp.float32), st
+
+        def from_warmup(st):
+            x, w = warm.ask(key, st.warmup)
+            return x, st.replace(warmup=w)
+
+        return jax.lax.cond(ready, from_model, from_warmup, state)
+
+    return Strategy(init, ask, tell, q, d, "gp_bo", reserve=reserve)
