@@ -20,6 +20,8 @@ trials lives in fixed-capacity buffers with masks or counts.
 
 from jaxhpo.schedulers._asha import (ASHAState, Job, asha_get_job, asha_get_jobs, asha_init,
                                      asha_report, asha_stop_decision)
+from jaxhpo.schedulers._curves import (FAMILY_NAMES, CurveDecision, CurvePrediction,
+                                       curve_extrapolation_stopping, fit_learning_curves)
 from jaxhpo.schedulers._common import CONTINUE, DECISION_NAMES, EXPLOIT, PROMOTE, STOP
 from jaxhpo.schedulers._hyperband import (Bracket, Rung, hyperband_brackets,
                                           successive_halving_decision, successive_halving_rungs)
@@ -28,9 +30,10 @@ from jaxhpo.schedulers._pbt import (PBTRecord, pbt_exploit, pbt_lineage, pbt_per
                                     pbt_record_init, pbt_record_update)
 
 __all__ = [
-    "ASHAState", "Bracket", "CONTINUE", "DECISION_NAMES", "EXPLOIT", "Job", "PBTRecord",
+    "ASHAState", "Bracket", "CONTINUE", "CurveDecision", "CurvePrediction", "DECISION_NAMES", "FAMILY_NAMES", "EXPLOIT", "Job", "PBTRecord",
     "PROMOTE", "Rung", "STOP", "asha_get_job", "asha_get_jobs", "asha_init", "asha_report",
-    "asha_stop_decision", "hyperband_brackets", "median_stopping", "pbt_exploit", "pbt_lineage",
+    "asha_stop_decision", "curve_extrapolation_stopping", "fit_learning_curves",
+    "hyperband_brackets", "median_stopping", "pbt_exploit", "pbt_lineage",
     "pbt_perturb", "pbt_record_init", "pbt_record_update", "running_averages",
     "successive_halving_decision", "successive_halving_rungs",
 ]
