@@ -125,3 +125,13 @@ def test_errors():
         asha_get_job(asha_init(2, 4), eta=1)
     with pytest.raises(ValueError, match="num_jobs"):
         asha_get_jobs(asha_init(2, 4), 0)
+
+
+def test_vmaps_over_independent_states():
+    """Several ASHA instances (e.g. one per HyperBand bracket) advance together under vmap."""
+    states = jax.vmap(lambda _: asha_init(2, 8))(jnp.arange(3))
+    vals = jnp.array([[0.3, 0.1, 0.2], [0.5, 0.6, 0.4], [jnp.nan, 0.9, 0.8]])
+    for t in range(3):
+        states = jax.vmap(asha_report, (0, None, None, 0))(states, 0, t, vals[:, t])
+    jobs, states = jax.vmap(lambda s: asha_get_job(s, eta=3))(states)
+    np.testing.assert_array_equal(np.asarray(jobs.trial), [1, 2, 2])

@@ -91,3 +91,11 @@ def test_sh_decision_compiles_once_across_rungs():
         d = decide(m, mask, keep)
         assert int(jnp.sum(d == PROMOTE)) == keep
     assert len(traces) == 1
+
+
+def test_sh_decision_vmaps_over_brackets():
+    m = jax.random.uniform(jax.random.key(1), (5, 81))
+    sizes = jnp.array([81, 34, 15, 8, 5])
+    masks = jnp.arange(81)[None, :] < sizes[:, None]
+    d = jax.vmap(lambda mm, k: successive_halving_decision(mm, k, eta=3))(m, masks)
+    np.testing.assert_array_equal(np.asarray(jnp.sum(d == PROMOTE, 1)), [27, 11, 5, 2, 1])

@@ -36,8 +36,8 @@ def _check_curves(curves, mask):
 
 def running_averages(curves: jax.Array, mask: jax.Array) -> jax.Array:
     """Running means of the observed values: ``f32[N, S]``, entry ``[j, s]`` is the mean of
-    ``curves[j, :s+1]`` over ``mask`` (NaN before the first report, carried forward over gaps; diverged values count
-    as ``+inf``)."""
+    ``curves[j, :s+1]`` over ``mask`` (NaN before the first report, carried forward over
+    gaps; once a value is diverged the mean is ``+inf``)."""
     curves, mask = _check_curves(curves, mask)
     v = jnp.where(mask, worst_if_nonfinite(curves), 0.0)
     count = jnp.cumsum(mask, axis=1)

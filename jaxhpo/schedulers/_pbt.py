@@ -24,14 +24,12 @@ Reference:
 
 from __future__ import annotations
 
-import math
-
 import jax
 import jax.numpy as jnp
 import numpy as np
 from flax import struct
 
-from jaxhpo._space import CATEGORICAL, FLOAT, INT
+from jaxhpo._space import FLOAT, INT
 from jaxhpo._strategy import check_space
 from jaxhpo.schedulers._common import check_fraction, check_int, rank_ascending
 
