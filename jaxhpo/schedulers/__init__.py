@@ -34,12 +34,11 @@ from jaxhpo.schedulers._pbt import (PBTRecord, pbt_exploit, pbt_lineage, pbt_per
                                     pbt_record_init, pbt_record_update)
 
 __all__ = [
-    "ASHAState", "BOHBModelData", "BOHBObservations", "Bracket", "CONTINUE", "CurveDecision", "CurvePrediction", "DECISION_NAMES",
-    "EXPLOIT", "FAMILY_NAMES", "Job", "PBTRecord", "PROMOTE", "Rung", "STOP", "asha_get_job",
-    "asha_get_jobs", "asha_init", "asha_report", "asha_stop_decision", "bohb_init",
-    "bohb_model_data", "bohb_observe",
-    "curve_extrapolation_stopping", "fit_learning_curves", "hyperband_brackets",
-    "median_stopping", "pbt_exploit", "pbt_lineage", "pbt_perturb", "pbt_record_init",
-    "pbt_record_update", "running_averages", "successive_halving_decision",
-    "successive_halving_rungs",
+    "ASHAState", "BOHBModelData", "BOHBObservations", "Bracket", "CONTINUE", "CurveDecision",
+    "CurvePrediction", "DECISION_NAMES", "EXPLOIT", "FAMILY_NAMES", "Job", "PBTRecord", "PROMOTE",
+    "Rung", "STOP", "asha_get_job", "asha_get_jobs", "asha_init", "asha_report",
+    "asha_stop_decision", "bohb_init", "bohb_model_data", "bohb_observe",
+    "curve_extrapolation_stopping", "fit_learning_curves", "hyperband_brackets", "median_stopping",
+    "pbt_exploit", "pbt_lineage", "pbt_perturb", "pbt_record_init", "pbt_record_update",
+    "running_averages", "successive_halving_decision", "successive_halving_rungs",
 ]
