@@ -20,7 +20,9 @@ Where this differs from the paper, and why:
   ``sigma^2 = SSE / (n - p)`` and parameter covariance ``sigma^2 (J^T J)^-1`` at the optimum,
   so the predictive variance at the final step is ``sigma^2 (1 + g^T (J^T J)^-1 g)`` with ``g``
   the gradient of the prediction. It grows with the extrapolation distance, which is what makes
-  early decisions cautious.
+  early decisions cautious. Because that approximation is local, the grid-search points are
+  also used as a coarse posterior sample over the nonlinear parameters (likelihood-weighted
+  relative to the optimum); their spread of predictions is added to the variance.
 * Combination. Families are weighted by their BIC (``w ~ exp(-BIC / 2)``), an approximation of
   their posterior probability, instead of sampled weights. As in the paper's prior, a family is
   discarded when it predicts no improvement over its own start or an implausible one (more than
@@ -196,7 +198,14 @@ def _fit(x, y, w, x_final, iterations):
     fixed), then the Laplace variance."""
     sse_of = lambda th: _project(_bases(th, x), y, w)[2]
     grid = jnp.asarray(_GRIDS)                                        # f32[G, F, 2]
-    losses = jax.vmap(sse_of)(grid)                                   # f32[G, F]
+    xs = jnp.concatenate([x, x_final[None]])
+
+    def grid_point(th):
+        phi = _bases(th, xs)
+        lin, _, sse_g = _project(phi[:, :-1], y, w)
+        return sse_g, jnp.einsum("fi,fi->f", phi[:, -1], lin)
+
+    losses, grid_pred = jax.vmap(grid_point)(grid)                    # f32[G, F] each
     theta = jnp.take_along_axis(grid, jnp.argmin(losses, 0)[None, :, None], 0)[0]
     sse = jnp.min(losses, 0)
 
@@ -236,7 +245,19 @@ def _fit(x, y, w, x_final, iterations):
     proj = jnp.einsum("fij,fi->fj", evecs, g)
     quad = jnp.sum(jnp.where(keep, proj ** 2 / jnp.where(keep, evals, 1.0), 0.0), -1)
     var = sigma2 * (1.0 + quad)
-    return pred[:, n_x], var, sse, pred[:, 0], n, p
+    # The Laplace approximation is local; the nonlinear parameters' posterior is often not
+    # (several (kappa, delta) fit a prefix equally well and extrapolate differently). The grid
+    # doubles as a coarse posterior sample: each grid point, weighted by its likelihood
+    # exp(-(SSE - SSE_min) / (2 sigma^2)) relative to the optimum, adds its spread of
+    # predictions to the variance.
+    final = pred[:, n_x]
+    logw = jnp.concatenate([-(losses - sse[None]) / (2 * sigma2[None]),
+                            jnp.zeros((1,) + sse.shape)])
+    logw = jnp.where(jnp.isfinite(logw), logw, -jnp.inf)
+    wg = jax.nn.softmax(logw, axis=0)                                 # f32[G + 1, F]
+    ens = jnp.concatenate([jnp.where(jnp.isfinite(grid_pred), grid_pred, 0.0), final[None]])
+    spread = jnp.sum(wg * (ens - final[None]) ** 2, axis=0)
+    return final, var + spread, sse, pred[:, 0], n, p
 
 
 def _check_bounds(bounds):
