@@ -99,3 +99,12 @@ def test_sh_decision_vmaps_over_brackets():
     masks = jnp.arange(81)[None, :] < sizes[:, None]
     d = jax.vmap(lambda mm, k: successive_halving_decision(mm, k, eta=3))(m, masks)
     np.testing.assert_array_equal(np.asarray(jnp.sum(d == PROMOTE, 1)), [27, 11, 5, 2, 1])
+
+
+def test_schedulers_reachable_lazily_from_jaxhpo():
+    import subprocess
+    import sys
+
+    code = ("import sys, jaxhpo; assert 'jaxhpo.schedulers' not in sys.modules; "
+            "assert jaxhpo.schedulers.hyperband_brackets(9, 3)[0].s == 2")
+    subprocess.run([sys.executable, "-c", code], check=True)
