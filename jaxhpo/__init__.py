@@ -9,6 +9,8 @@ Public API (everything else is private and may change):
 * the trial record :class:`History` / :class:`Trial`;
 * test functions with known optima in :mod:`jaxhpo.functions`;
 * population training of Flax models under ``vmap`` in :mod:`jaxhpo.train`;
+* scheduler decision rules (median stopping, curve extrapolation, HyperBand, ASHA, PBT) in
+  :mod:`jaxhpo.schedulers`;
 * Pareto utilities :func:`pareto_front`, :func:`hypervolume`.
 """
 
@@ -28,8 +30,8 @@ __all__ = [
 
 
 def __getattr__(name):
-    # jaxhpo.functions and jaxhpo.train are imported lazily so `import jaxhpo` stays light.
-    if name in ("functions", "train"):
+    # jaxhpo.functions, .train and .schedulers are imported lazily so `import jaxhpo` stays light.
+    if name in ("functions", "schedulers", "train"):
         import importlib
 
         return importlib.import_module(f"jaxhpo.{name}")
