@@ -76,7 +76,8 @@ STOP_CRITERIA = ("tol_hist_fun", "equal_fun_vals", "tol_x", "no_effect_axis",
 @struct.dataclass
 class RestartCMAState:
     core: CMAESState  # the current run; core.y: f32[lambda_max, d], core.generation: of the run
-    fit: jax.Array  # f32[lambda_max]     raw fitness told in this generation (NaN = failed)
+    fit: jax.Array  # f32[lambda_max]     fitness told in this generation (0 where failed)
+    ok: jax.Array  # bool[lambda_max]     finite fitness
     pen: jax.Array  # f32[lambda_max]     box penalty of each told proposal
     chunk: jax.Array  # i32[]             next chunk of lambda0 rows within the generation
     level: jax.Array  # i32[]             lambda = 2**level * lambda0
@@ -173,11 +174,12 @@ def cma_es_restarts(space, population_size: int | None = None, *, mode: str = "i
 
     def init(key):
         del key
-        nan = jnp.full(cap, jnp.nan, jnp.float32)
+        hist = jnp.zeros(cap, jnp.float32)  # entries older than the run are masked
         zero = jnp.zeros((), jnp.int32)
         core = init_cma_state(m0, sigma0, lam_max)
         return RestartCMAState(
-            core, jnp.zeros(lam_max), jnp.zeros(lam_max), zero, zero, nan, nan, nan,
+            core, jnp.zeros(lam_max), jnp.zeros(lam_max, bool), jnp.zeros(lam_max), zero,
+            zero, hist, hist, hist,
             jnp.bool_(False), jnp.bool_(bipop), zero, zero, zero, zero, zero, zero,
             core.best_x, core.best_fitness)
 
@@ -242,7 +244,7 @@ def cma_es_restarts(space, population_size: int | None = None, *, mode: str = "i
         lv = state.level
         lam = win["lam"][lv]
         valid = jnp.arange(lam_max) < lam
-        f_clean, _ = sanitize_fitness(jnp.where(valid, state.fit, jnp.nan))
+        f_clean, _ = sanitize_fitness(jnp.where(valid & state.ok, state.fit, jnp.nan))
         f = jnp.where(valid, f_clean + state.pen, jnp.inf)
         p = jax.tree.map(lambda t: t[lv], params)
         core, ok = cma_update(state.core, f, p)
@@ -276,11 +278,11 @@ def cma_es_restarts(space, population_size: int | None = None, *, mode: str = "i
         row = state.chunk * lam0
         y = jax.lax.dynamic_slice(core.y, (row, 0), (lam0, d))
         pen = penalty * jnp.sum((core.mean + core.sigma * y - x) ** 2, axis=-1)
-        f_chunk, _ = sanitize_fitness(fitness)
+        f_chunk, ok = sanitize_fitness(fitness)
         state = state.replace(
             core=update_best(core, x, f_chunk + pen),
-            fit=jax.lax.dynamic_update_slice(state.fit, jnp.asarray(fitness, jnp.float32),
-                                             (row,)),
+            fit=jax.lax.dynamic_update_slice(state.fit, jnp.where(ok, f_chunk, 0.0), (row,)),
+            ok=jax.lax.dynamic_update_slice(state.ok, ok, (row,)),
             pen=jax.lax.dynamic_update_slice(state.pen, pen, (row,)),
             chunk=state.chunk + 1, run_evals=state.run_evals + lam0)
         complete = state.chunk == 2**state.level
