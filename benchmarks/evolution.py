@@ -8,6 +8,9 @@ and wall time per generation at high dimension.
 * ask + tell time per generation of ``jaxhpo.strategies.cma_es`` at d = 100 and 1000
   (default population), and evosax's ``CMA_ES`` (``pip install evosax``) with the same
   population in the same process.
+* Restarts: best value after ``--restart-evals`` evaluations on a shifted Rastrigin-10 of
+  jaxhpo's ``cma_es`` and ``cma_es_restarts`` (IPOP, BIPOP), and the ``cma`` package's IPOP and
+  BIPOP ``fmin`` in the same run.
 * NSGA-II hypervolume (reference (1.1, 1.1)) on ZDT1 and ZDT2 (30-d) after ``--mo-evals``
   evaluations against Optuna's ``NSGAIISampler`` with the same population size.
 
@@ -29,7 +32,7 @@ import numpy as np
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 import jaxhpo  # noqa: E402
 from _common import print_table, write_result  # noqa: E402
-from jaxhpo.strategies import cma_es  # noqa: E402
+from jaxhpo.strategies import cma_es, cma_es_restarts  # noqa: E402
 from jaxhpo.strategies._cma_es import cma_params  # noqa: E402
 
 D = 10
@@ -163,11 +166,62 @@ def optuna_hv(which, evals, pop, seed):
     return jaxhpo.hypervolume(np.array([t.values for t in study.trials]), (1.1, 1.1))
 
 
+def rastrigin(d, shift, xp=jnp):
+    """Rastrigin on ``[-5.12, 5.12]^d`` with its optimum 0 at ``shift``."""
+    return lambda z: 10 * d + xp.sum((z - shift) ** 2 - 10 * xp.cos(2 * np.pi * (z - shift)))
+
+
+def restart_runs(d, evals, seeds):
+    """Best Rastrigin-d values after ``evals`` evaluations, per seed (the optimum moves with the
+    seed): jaxhpo cma_es, IPOP and BIPOP (default lambda0, sigma0 = 0.3 of the box, first mean
+    at the centre, restarts at uniform points) and, when installed, the ``cma`` package's
+    IPOP/BIPOP ``fmin`` with the same settings."""
+    shifts = [np.random.default_rng(100 + s).uniform(-2.0, 2.0, d) for s in seeds]
+    space = jaxhpo.Space({f"x{i}": jaxhpo.Float(-5.12, 5.12) for i in range(d)})
+    out = [{} for _ in seeds]
+    for name, s in [("cma_es", cma_es(space)), ("ipop", cma_es_restarts(space)),
+                    ("bipop", cma_es_restarts(space, mode="bipop"))]:
+        @jax.jit
+        def go(key, shift, s=s):
+            fn = rastrigin(d, shift)
+            k_init, key = jax.random.split(key)
+
+            def gen(st, k):
+                x, st = s.ask(k, st)
+                return s.tell(st, x, jax.vmap(lambda u: fn(-5.12 + 10.24 * u))(x)), None
+
+            keys = jax.random.split(key, evals // s.population_size)
+            return jax.lax.scan(gen, s.init(k_init), keys)[0].best_fitness
+
+        for o, seed, shift in zip(out, seeds, shifts):
+            o[name] = float(go(jax.random.key(seed), jnp.asarray(shift, jnp.float32)))
+    try:
+        import cma
+    except ImportError:
+        return out
+    for o, seed, shift in zip(out, seeds, shifts):
+        for name, bipop in [("cma_ipop", False), ("cma_bipop", True)]:
+            rng, runs = np.random.default_rng(seed), []
+
+            def x0():  # the first run at the centre, restarts at uniform points, as ours
+                runs.append(None)
+                return np.zeros(d) if len(runs) == 1 else rng.uniform(-5.12, 5.12, d)
+
+            f64 = rastrigin(d, shift, np)
+            res = cma.fmin(lambda x: float(f64(x)), x0, 0.3 * 10.24,
+                           {"bounds": [-5.12, 5.12], "maxfevals": evals, "seed": seed + 1,
+                            "verbose": -9}, restarts=9, incpopsize=2, bipop=bipop)
+            o[name] = float(res[-2].all_best[0].f)  # res[1] is the last run's best only
+    return out
+
+
 def main(argv=None):
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--seeds", type=int, default=5)
     ap.add_argument("--dims", default="100,1000")
     ap.add_argument("--timing-gens", type=int, default=36)
+    ap.add_argument("--restart-evals", type=int, default=20000)
+    ap.add_argument("--restart-seeds", type=int, default=5)
     ap.add_argument("--mo-evals", type=int, default=10000)
     ap.add_argument("--mo-pop", type=int, default=100)
     ap.add_argument("--mo-seeds", type=int, default=5)
@@ -197,6 +251,18 @@ def main(argv=None):
                              "evosax_ms", "evosax_median_ms", "ratio"],
                     f"CMA-ES ask+tell per generation, mean of {args.timing_gens} (jitted, after "
                     "compile, awaited): jaxhpo cma_es vs evosax CMA_ES, same population")
+    restarts = []
+    for d in ((10,) if args.restart_seeds else ()):
+        per_seed = restart_runs(d, args.restart_evals, list(range(args.restart_seeds)))
+        restarts.append({"problem": f"rastrigin-{d}", "evals": args.restart_evals,
+                         **{k: float(np.median([r[k] for r in per_seed])) for k in per_seed[0]},
+                         "per_seed": per_seed})
+    if restarts:
+        print_table(restarts, ["problem", "evals", "cma_es", "ipop", "bipop", "cma_ipop",
+                               "cma_bipop"],
+                    f"best value (optimum 0) after --restart-evals, median of "
+                    f"{args.restart_seeds} seeds: jaxhpo cma_es / IPOP / BIPOP vs the cma "
+                    "package's fmin restarts")
     mo = []
     for which in ((1, 2) if args.mo_evals else ()):
         ours = [nsga2_hv(which, args.mo_evals, args.mo_pop, s) for s in range(args.mo_seeds)]
@@ -213,7 +279,7 @@ def main(argv=None):
                     f"NSGA-II hypervolume after {args.mo_evals} evaluations (population "
                     f"{args.mo_pop}, median of {args.mo_seeds} seeds; optimum: zdt1 0.8767, "
                     "zdt2 0.5433)")
-    print(f"\nwrote {write_result('evolution', {'evals': rows, 'timing': timing, 'nsga2': mo})}")
+    print(f"\nwrote {write_result('evolution', {'evals': rows, 'timing': timing, 'restarts': restarts, 'nsga2': mo})}")
 
 
 if __name__ == "__main__":
