@@ -34,10 +34,15 @@ JAXHPO_STRATEGIES = {
     "quasi_random": lambda space, batch: jaxhpo.strategies.quasi_random(space, batch),
     "cma_es": lambda space, batch: jaxhpo.strategies.cma_es(space, batch),
     "sep_cma_es": lambda space, batch: jaxhpo.strategies.sep_cma_es(space, batch),
+    "ipop_cma_es": lambda space, batch: jaxhpo.strategies.cma_es_restarts(space, batch),
+    "bipop_cma_es": lambda space, batch: jaxhpo.strategies.cma_es_restarts(space, batch,
+                                                                           mode="bipop"),
     "ars": lambda space, batch: jaxhpo.strategies.ars(space, max(batch // 2, 1),
                                                       top_directions=max(batch // 4, 1)),
     "differential_evolution": lambda space, batch: jaxhpo.strategies.differential_evolution(
         space, max(batch, 4)),
+    "de_current_to_best": lambda space, batch: jaxhpo.strategies.differential_evolution(
+        space, max(batch, 4), variant="current-to-best/1"),
     "particle_swarm": lambda space, batch: jaxhpo.strategies.particle_swarm(space, batch),
     "genetic_algorithm": lambda space, batch: jaxhpo.strategies.genetic_algorithm(space, batch),
     "simulated_annealing": lambda space, batch: jaxhpo.strategies.simulated_annealing(
@@ -60,6 +65,7 @@ def _optuna():
 OPTUNA_SAMPLERS = {
     "optuna_random": lambda seed: _optuna().samplers.RandomSampler(seed=seed),
     "optuna_qmc": lambda seed: _optuna().samplers.QMCSampler(seed=seed, scramble=True),
+    "optuna_cmaes": lambda seed: _optuna().samplers.CmaEsSampler(seed=seed),  # needs `cmaes`
 }
 FUNCTIONS = ["branin", "hartmann3", "hartmann6", "ackley-5", "levy-4", "rosenbrock-2",
              "styblinski_tang-4"]

@@ -15,6 +15,7 @@ from jaxhpo._strategy import Strategy, sanitize_fitness
 from jaxhpo.strategies._annealing import AnnealingState, simulated_annealing
 from jaxhpo.strategies._ars import ARSState, RunningNorm, ars
 from jaxhpo.strategies._cma_es import CMAESState, cma_es
+from jaxhpo.strategies._cma_restarts import RestartCMAState, cma_es_restarts
 from jaxhpo.strategies._de import DEState, differential_evolution
 from jaxhpo.strategies._gp_bo import GPBOState, gp_bo
 from jaxhpo.strategies._genetic import GeneticState, genetic_algorithm
@@ -45,6 +46,8 @@ REGISTRY: dict[str, RegistryEntry] = {
     # about 1000 grid points whatever the dimension
     "cma_es": RegistryEntry(cma_es),
     "sep_cma_es": RegistryEntry(sep_cma_es),
+    "ipop_cma_es": RegistryEntry(cma_es_restarts),
+    "bipop_cma_es": RegistryEntry(lambda space, pop: cma_es_restarts(space, pop, mode="bipop")),
     "differential_evolution": RegistryEntry(differential_evolution),
     "de_current_to_best": RegistryEntry(
         lambda space, pop: differential_evolution(space, pop, variant="current-to-best/1")),
@@ -67,6 +70,7 @@ __all__ = [
     "quasi_random", "QuasiRandomState",
     "grid_search", "GridSearchState",
     "cma_es", "CMAESState",
+    "cma_es_restarts", "RestartCMAState",
     "sep_cma_es", "SepCMAESState",
     "differential_evolution", "DEState",
     "particle_swarm", "PSOState",
