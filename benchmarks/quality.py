@@ -42,6 +42,7 @@ JAXHPO_STRATEGIES = {
     "genetic_algorithm": lambda space, batch: jaxhpo.strategies.genetic_algorithm(space, batch),
     "simulated_annealing": lambda space, batch: jaxhpo.strategies.simulated_annealing(
         space, batch),
+    "tpe": lambda space, batch: jaxhpo.strategies.tpe(space, batch),
 }
 
 
@@ -60,6 +61,7 @@ def _optuna():
 OPTUNA_SAMPLERS = {
     "optuna_random": lambda seed: _optuna().samplers.RandomSampler(seed=seed),
     "optuna_qmc": lambda seed: _optuna().samplers.QMCSampler(seed=seed, scramble=True),
+    "optuna_tpe": lambda seed: _optuna().samplers.TPESampler(seed=seed),
 }
 FUNCTIONS = ["branin", "hartmann3", "hartmann6", "ackley-5", "levy-4", "rosenbrock-2",
              "styblinski_tang-4"]
