@@ -61,6 +61,28 @@ def _rank_in(mask: jax.Array, key: jax.Array) -> jax.Array:
     return jnp.where(mask, rank, n)
 
 
+def split_below_above(y, ok, valid, gamma: float = 0.1, gamma_max: int = 25):
+    """The good ("below") and the rest ("above") of the observations (Watanabe Eq. (1)).
+
+    Args:
+      y: ``f32[n]`` fitness (minimized); ok: ``bool[n]`` finite fitness; valid: ``bool[n]``
+        filled slots.
+      gamma, gamma_max: the below group has ``min(ceil(gamma * n), gamma_max)`` members
+        (Optuna's ``default_gamma``), ``n`` counting failed trials too, and only finite ones.
+
+    Returns:
+      ``(below, above)``: ``bool[n]`` masks; ties go to the older slot index.
+    """
+    frac = Fraction(gamma).limit_denominator(1000)
+    good = valid & ok
+    n = jnp.sum(valid)
+    n_below = jnp.minimum((n * frac.numerator + frac.denominator - 1) // frac.denominator,
+                          gamma_max)
+    n_below = jnp.minimum(n_below, jnp.sum(good))
+    below = good & (_rank_in(good, y) < n_below)
+    return below, valid & ~below
+
+
 def tpe(space, batch_size: int, *, n_startup_trials: int = 10, n_ei_candidates: int = 24,
         gamma: float = 0.1, gamma_max: int = 25, multivariate: bool = True,
         constant_liar: bool = False, prior_weight: float = 1.0, magic_clip: bool = True,
@@ -110,7 +132,6 @@ def tpe(space, batch_size: int, *, n_startup_trials: int = 10, n_ei_candidates: 
         raise ValueError(f"capacity must be >= batch_size + gamma_max = {B + gamma_max}, got "
                          f"{capacity}; raise capacity")
     spec = parzen_spec(space)
-    frac = Fraction(gamma).limit_denominator(1000)
     fit = lambda x, w, act: fit_parzen(spec, x, w, act, prior_weight=prior_weight,
                                        magic_clip=magic_clip,
                                        consider_endpoints=consider_endpoints)
@@ -120,16 +141,6 @@ def tpe(space, batch_size: int, *, n_startup_trials: int = 10, n_ei_candidates: 
         return TPEState(jnp.full((capacity, d), 0.5), jnp.zeros(capacity), jnp.zeros(capacity, bool),
                         jnp.zeros(capacity, bool), jnp.zeros(capacity, jnp.int32),
                         jnp.zeros((), jnp.int32))
-
-    def split(state):
-        """Below / above masks over the buffer (Watanabe Eq. (1), Optuna's default_gamma)."""
-        good = state.valid & state.ok
-        n = jnp.sum(state.valid)
-        n_below = jnp.minimum((n * frac.numerator + frac.denominator - 1) // frac.denominator,
-                              gamma_max)
-        n_below = jnp.minimum(n_below, jnp.sum(good))
-        below = good & (_rank_in(good, state.y) < n_below)
-        return below, state.valid & ~below
 
     def group_weights(group, order):
         return jnp.where(group, default_weights(_rank_in(group, order), jnp.sum(group)), 0.0)
@@ -150,7 +161,7 @@ def tpe(space, batch_size: int, *, n_startup_trials: int = 10, n_ei_candidates: 
         return jnp.take_along_axis(cands, jnp.argmax(s, 1)[:, None, :], 1)[:, 0]
 
     def propose(key, state):
-        below, above = split(state)
+        below, above = split_below_above(state.y, state.ok, state.valid, gamma, gamma_max)
         act = space.active_mask(state.x)
         l_est = fit(state.x, group_weights(below, state.order), act)
         cands = sample(key, l_est, B * n_ei_candidates, independent=not multivariate)
@@ -170,7 +181,7 @@ def tpe(space, batch_size: int, *, n_startup_trials: int = 10, n_ei_candidates: 
             act_ext = space.active_mask(xs)
             g_est = fit(xs, group_weights(above_ext, orders), act_ext)
             s = score(l_est, g_est, cands[b])
-            xb = pick(cands[b][None], s[None] if not multivariate else s[None])[0]
+            xb = pick(cands[b][None], s[None])[0]
             xs = xs.at[capacity + b].set(xb)
             return (xs, above_ext.at[capacity + b].set(True)), xb
 
