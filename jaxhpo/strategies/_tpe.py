@@ -83,7 +83,7 @@ def split_below_above(y, ok, valid, gamma: float = 0.1, gamma_max: int = 25):
     return below, valid & ~below
 
 
-def tpe(space, batch_size: int, *, n_startup_trials: int = 10, n_ei_candidates: int = 24,
+def tpe(space, batch_size: int, *, n_startup_trials: int = 10, n_ei_candidates: int = 64,
         gamma: float = 0.1, gamma_max: int = 25, multivariate: bool = True,
         constant_liar: bool = False, prior_weight: float = 1.0, magic_clip: bool = True,
         consider_endpoints: bool = False, capacity: int = 1024) -> Strategy:
