@@ -199,33 +199,38 @@ def fit_parzen(spec: ParzenSpec, x: jax.Array, weights: jax.Array, active=None, 
     return ParzenEstimator(mu, sigma, log_z, cat_logp, log_w, log_w_marginal, spec)
 
 
-def component_log_kernels(est: ParzenEstimator, x: jax.Array) -> jax.Array:
-    """``f32[m, K, d]``: log density (float), log mass (int, categorical) of every kernel at
-    every coordinate of ``x: f32[m, d]``."""
-    spec = est.spec
-    x = jnp.clip(jnp.asarray(x, jnp.float32), 0.0, 1.0)
-    m, d = x.shape
-    out = jnp.zeros((m, est.mu.shape[0], d))
+def _kernels_by_kind(est: ParzenEstimator, x: jax.Array, kinds) -> list:
+    """``[(columns, f32[m, K, n_kind])]``: log density (float) or log mass (int, categorical)
+    of every kernel at the given kinds' coordinates of ``x: f32[m, d]``."""
+    spec, out = est.spec, []
     f_idx, i_idx, c_idx = _cols(spec, FLOAT), _cols(spec, INT), _cols(spec, CATEGORICAL)
-    if f_idx.size:
+    if FLOAT in kinds and f_idx.size:
         mu, sg, lz = est.mu[:, f_idx], est.sigma[:, f_idx], est.log_z[:, f_idx]
         z = (x[:, None, f_idx] - mu) / sg
-        out = out.at[:, :, f_idx].set(-0.5 * z**2 - 0.5 * math.log(2 * math.pi)
-                                      - jnp.log(sg) - lz)
-    if i_idx.size:
+        out.append((f_idx, -0.5 * z**2 - 0.5 * math.log(2 * math.pi) - jnp.log(sg) - lz))
+    if INT in kinds and i_idx.size:
         enc, to_int = _int_geometry(spec, i_idx)
         v = to_int(x[:, i_idx])
         e_lo, e_hi = jnp.clip(enc(v - 0.5), 0, 1), jnp.clip(enc(v + 0.5), 0, 1)
         mu, sg, lz = est.mu[:, i_idx], est.sigma[:, i_idx], est.log_z[:, i_idx]
         mass = log_gauss_mass((e_lo[:, None] - mu) / sg, (e_hi[:, None] - mu) / sg)
-        out = out.at[:, :, i_idx].set(mass - lz)
-    if c_idx.size:
+        out.append((i_idx, mass - lz))
+    if CATEGORICAL in kinds and c_idx.size:
         kf = jnp.asarray([spec.num_choices[j] for j in c_idx], jnp.float32)
         choice = jnp.clip(jnp.floor(x[:, c_idx] * kf), 0, kf - 1).astype(jnp.int32)  # i32[m, nc]
         table = est.cat_logp[:, c_idx]  # f32[K, nc, C]
-        lp = jnp.take_along_axis(table[None], choice[:, None, :, None], axis=-1)[..., 0]
-        out = out.at[:, :, c_idx].set(lp)
+        out.append((c_idx, jnp.take_along_axis(table[None], choice[:, None, :, None],
+                                               axis=-1)[..., 0]))
     return out
+
+
+def component_log_kernels(est: ParzenEstimator, x: jax.Array) -> jax.Array:
+    """``f32[m, K, d]``: every kernel's log density (float) or log mass (int, categorical) at
+    every coordinate of ``x: f32[m, d]``."""
+    x = jnp.clip(jnp.asarray(x, jnp.float32), 0.0, 1.0)
+    parts = _kernels_by_kind(est, x, (FLOAT, INT, CATEGORICAL))
+    cols = np.concatenate([c for c, _ in parts])
+    return jnp.concatenate([p for _, p in parts], axis=-1)[..., np.argsort(cols)]
 
 
 def log_pdf(est: ParzenEstimator, x: jax.Array, active=None) -> jax.Array:
@@ -234,16 +239,40 @@ def log_pdf(est: ParzenEstimator, x: jax.Array, active=None) -> jax.Array:
     With ``active: bool[m, d]`` the inactive coordinates of each point are marginalized out
     (each point is scored in the subspace of its active parameters).
     """
-    lk = component_log_kernels(est, x)
-    if active is not None:
-        lk = jnp.where(jnp.asarray(active, bool)[:, None, :], lk, 0.0)
-    return jax.nn.logsumexp(est.log_w[None] + jnp.sum(lk, axis=-1), axis=-1)
+    x = jnp.clip(jnp.asarray(x, jnp.float32), 0.0, 1.0)
+    m, d = x.shape
+    a = jnp.ones((m, d)) if active is None else jnp.asarray(active, jnp.float32)
+    total = jnp.zeros((m, est.mu.shape[0]))
+    f_idx = _cols(est.spec, FLOAT)
+    if f_idx.size:
+        # Sum over float coordinates of -(x - mu)^2 / (2 sigma^2) + const as three matmuls
+        # (m x K x d work without an [m, K, d] intermediate).
+        mu, sg, lz = est.mu[:, f_idx], est.sigma[:, f_idx], est.log_z[:, f_idx]
+        p = 1.0 / sg**2
+        af, xf = a[:, f_idx], x[:, f_idx]
+        mm = lambda u, v: jnp.matmul(u, v.T, precision=jax.lax.Precision.HIGHEST)
+        quad = mm(af * xf**2, p) - 2.0 * mm(af * xf, mu * p) + mm(af, mu**2 * p)
+        const = -0.5 * math.log(2 * math.pi) - jnp.log(sg) - lz
+        total = total - 0.5 * jnp.maximum(quad, 0.0) + mm(af, const)
+    for cols, lk in _kernels_by_kind(est, x, (INT, CATEGORICAL)):
+        total = total + jnp.sum(jnp.where(a[:, None, cols] > 0, lk, 0.0), axis=-1)
+    return jax.nn.logsumexp(est.log_w[None] + total, axis=-1)
 
 
 def log_pdf_marginal(est: ParzenEstimator, x: jax.Array) -> jax.Array:
     """Per-coordinate marginal log densities ``f32[m, d]`` (each column its own estimator)."""
     lk = component_log_kernels(est, x)
     return jax.nn.logsumexp(est.log_w_marginal[None] + lk, axis=1)
+
+
+def _categorical(key, log_w, n):
+    """``n`` indices drawn from ``softmax(log_w)`` by inverse CDF: ``log_w: f32[K]`` ->
+    ``i32[n]``; ``f32[d, K]`` -> ``i32[n, d]`` (one draw per row and column)."""
+    cdf = jnp.cumsum(jnp.exp(log_w - jnp.max(log_w, axis=-1, keepdims=True)), axis=-1)
+    u = jax.random.uniform(key, (n,) + log_w.shape[:-1]) * cdf[..., -1]
+    pick = lambda c, v: jnp.searchsorted(c, v, side="right")
+    idx = pick(cdf, u) if log_w.ndim == 1 else jax.vmap(pick, (0, 1), 1)(cdf, u)
+    return jnp.minimum(idx, log_w.shape[-1] - 1)
 
 
 def sample(key: jax.Array, est: ParzenEstimator, n: int, *, independent: bool = False,
@@ -262,11 +291,9 @@ def sample(key: jax.Array, est: ParzenEstimator, n: int, *, independent: bool = 
     k_comp, k_num, k_cat = jax.random.split(key, 3)
     K, d = est.mu.shape
     if independent:
-        comp = jax.random.categorical(k_comp, est.log_w_marginal.T[None], axis=-1,
-                                      shape=(n, d))  # i32[n, d]
+        comp = _categorical(k_comp, est.log_w_marginal.T, n)  # i32[n, d]
     else:
-        comp = jnp.broadcast_to(jax.random.categorical(k_comp, est.log_w, shape=(n,))[:, None],
-                                (n, d))
+        comp = jnp.broadcast_to(_categorical(k_comp, est.log_w, n)[:, None], (n, d))
     cols = jnp.arange(d)[None, :]
     mu, sg = est.mu[comp, cols], est.sigma[comp, cols] * bandwidth_factor
     z = jax.random.truncated_normal(k_num, -mu / sg, (1.0 - mu) / sg, (n, d))
