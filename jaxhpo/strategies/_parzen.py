@@ -13,6 +13,8 @@ components and their roles for better empirical performance", arXiv:2304.11127, 
 * int coordinates: the same Gaussians, discretized: the probability of an integer is the
   kernel's mass on that integer's bin of the cube (the space maps ``[low - 0.5, high + 0.5]``,
   log-scaled for ``log=True``, onto ``[0, 1]``: exactly Optuna's domain with ``step`` = 1).
+  For up to 256 values each kernel's mass on every value is tabulated once per fit, so scoring
+  candidates is a lookup, like for categoricals.
 * categorical coordinates: kernel ``k`` puts ``(1 + p / (n + 1)) / (1 + k p / (n + 1))`` on its
   observed choice and ``(p / (n + 1)) / (1 + k p / (n + 1))`` on every other (``p`` = prior
   weight, ``k`` choices, an Aitchison-Aitken-like smoothing); the prior kernel is uniform.
@@ -70,6 +72,16 @@ def _cols(spec: ParzenSpec, kind: int) -> np.ndarray:
     return np.array([j for j, k in enumerate(spec.kinds) if k == kind], np.int32)
 
 
+_MAX_TABLE = 256  # int coordinates with at most this many values get a per-kernel mass table
+
+
+def _int_split(spec: ParzenSpec) -> tuple[np.ndarray, np.ndarray]:
+    """Int columns with a precomputed mass table (few values) and those computed directly."""
+    idx = _cols(spec, INT)
+    small = np.array([spec.num_choices[j] <= _MAX_TABLE for j in idx], bool)
+    return idx[small], idx[~small]
+
+
 def _int_geometry(spec: ParzenSpec, idx: np.ndarray):
     """Per int column: encode(t) of a (real) value t, and the integer decoded from a cube value."""
     lo = np.array([spec.int_low[j] for j in idx], np.float64)
@@ -120,6 +132,7 @@ class ParzenEstimator:
     sigma: jax.Array  # f32[K, d]    bandwidths
     log_z: jax.Array  # f32[K, d]    log mass of each Gaussian on [0, 1] (truncation)
     cat_logp: jax.Array  # f32[K, d, C]  categorical kernels' log-probabilities
+    int_logp: jax.Array  # f32[K, n_small_int, V]  int kernels' log-masses of every value
     log_w: jax.Array  # f32[K]       joint mixture log-weights
     log_w_marginal: jax.Array  # f32[K, d]  per-coordinate log-weights (active observations)
     spec: ParzenSpec = struct.field(pytree_node=False)
@@ -172,6 +185,19 @@ def fit_parzen(spec: ParzenSpec, x: jax.Array, weights: jax.Array, active=None, 
     sigma = jnp.concatenate([jnp.where(use, sig, 1.0), jnp.ones((1, d))], axis=0)
     log_z = log_gauss_mass(-mu / sigma, (1.0 - mu) / sigma)
 
+    # Int coordinates with few values: each kernel's log-mass on every value's bin, once.
+    t_idx, _ = _int_split(spec)
+    int_logp = jnp.zeros((n + 1, 0, 1))
+    if t_idx.size:
+        enc, _ = _int_geometry(spec, t_idx)
+        v_max = max(spec.num_choices[j] for j in t_idx)
+        vals = np.array([[spec.int_low[j] + min(i, spec.num_choices[j] - 1) for i in range(v_max)]
+                         for j in t_idx], np.float32).T  # f32[V, nt], padded with the last value
+        e_lo, e_hi = jnp.clip(enc(vals - 0.5), 0, 1), jnp.clip(enc(vals + 0.5), 0, 1)
+        m_, s_ = mu[:, None, t_idx], sigma[:, None, t_idx]  # f32[K, 1, nt]
+        table = log_gauss_mass((e_lo - m_) / s_, (e_hi - m_) / s_) - log_z[:, None, t_idx]
+        int_logp = jnp.swapaxes(table, 1, 2)  # f32[K, nt, V]
+
     # Categorical kernels: observed choice + 1, every choice + prior_weight / (n_j + 1).
     c_max = max([c for c, k in zip(spec.num_choices, spec.kinds) if k == CATEGORICAL] or [1])
     cat_logp = jnp.zeros((n + 1, d, c_max))
@@ -196,25 +222,32 @@ def fit_parzen(spec: ParzenSpec, x: jax.Array, weights: jax.Array, active=None, 
     w_m = jnp.concatenate([jnp.where(use, w[:, None], 0.0),
                            jnp.where(n_j > 0, jnp.float32(prior_weight), 1.0)[None]], axis=0)
     log_w_marginal = jnp.log(w_m / jnp.sum(w_m, axis=0, keepdims=True))
-    return ParzenEstimator(mu, sigma, log_z, cat_logp, log_w, log_w_marginal, spec)
+    return ParzenEstimator(mu, sigma, log_z, cat_logp, int_logp, log_w, log_w_marginal, spec)
 
 
 def _kernels_by_kind(est: ParzenEstimator, x: jax.Array, kinds) -> list:
     """``[(columns, f32[m, K, n_kind])]``: log density (float) or log mass (int, categorical)
     of every kernel at the given kinds' coordinates of ``x: f32[m, d]``."""
     spec, out = est.spec, []
-    f_idx, i_idx, c_idx = _cols(spec, FLOAT), _cols(spec, INT), _cols(spec, CATEGORICAL)
+    f_idx, c_idx = _cols(spec, FLOAT), _cols(spec, CATEGORICAL)
     if FLOAT in kinds and f_idx.size:
         mu, sg, lz = est.mu[:, f_idx], est.sigma[:, f_idx], est.log_z[:, f_idx]
         z = (x[:, None, f_idx] - mu) / sg
         out.append((f_idx, -0.5 * z**2 - 0.5 * math.log(2 * math.pi) - jnp.log(sg) - lz))
-    if INT in kinds and i_idx.size:
-        enc, to_int = _int_geometry(spec, i_idx)
-        v = to_int(x[:, i_idx])
+    t_idx, l_idx = _int_split(spec)
+    if INT in kinds and t_idx.size:
+        _, to_int = _int_geometry(spec, t_idx)
+        v = (to_int(x[:, t_idx]) - jnp.asarray([spec.int_low[j] for j in t_idx], jnp.float32))
+        lp = jnp.take_along_axis(est.int_logp[None], v.astype(jnp.int32)[:, None, :, None],
+                                 axis=-1)[..., 0]
+        out.append((t_idx, lp))
+    if INT in kinds and l_idx.size:
+        enc, to_int = _int_geometry(spec, l_idx)
+        v = to_int(x[:, l_idx])
         e_lo, e_hi = jnp.clip(enc(v - 0.5), 0, 1), jnp.clip(enc(v + 0.5), 0, 1)
-        mu, sg, lz = est.mu[:, i_idx], est.sigma[:, i_idx], est.log_z[:, i_idx]
+        mu, sg, lz = est.mu[:, l_idx], est.sigma[:, l_idx], est.log_z[:, l_idx]
         mass = log_gauss_mass((e_lo[:, None] - mu) / sg, (e_hi[:, None] - mu) / sg)
-        out.append((i_idx, mass - lz))
+        out.append((l_idx, mass - lz))
     if CATEGORICAL in kinds and c_idx.size:
         kf = jnp.asarray([spec.num_choices[j] for j in c_idx], jnp.float32)
         choice = jnp.clip(jnp.floor(x[:, c_idx] * kf), 0, kf - 1).astype(jnp.int32)  # i32[m, nc]
