@@ -11,7 +11,7 @@ ranks candidates like expected improvement (Bergstra et al. Sect. 4.1).
 
 Every other default is Optuna's (v5, one objective): 10 random start-up trials, multivariate
 kernels, prior weight 1, magic clip, ``consider_endpoints=False``, ``default_weights``; only
-``n_ei_candidates`` differs (64 instead of 24, measured). Batches: each row of an ``ask`` draws
+``n_ei_candidates`` differs (64 instead of 24, see ``benchmarks/tpe_ablation.py``). Batches: each row of an ``ask`` draws
 its own candidates from the same ``l``; with ``constant_liar=True`` rows are chosen one after
 another and earlier rows join the above group, as Optuna treats running trials.
 
@@ -100,9 +100,9 @@ def tpe(space, batch_size: int, *, n_startup_trials: int = 10, n_ei_candidates: 
       n_startup_trials: proposals are uniform random while their trial number (trials told
         before the ``ask`` + row) is below this.
       n_ei_candidates: draws from ``l(x)`` scored per proposal. Optuna uses 24; 64 (more
-        exploitation) gave lower median regret at 100 evaluations on Branin, Hartmann6,
-        Ackley-5 and Levy-4 over held-out seeds (see ``benchmarks/quality.py``); pass 24 for
-        Optuna's behaviour.
+        exploitation) gave lower regret at 100 evaluations on Hartmann6 (and no worse on
+        Ackley-5, Levy-4) over held-out seeds, and no clear difference on Branin (see
+        ``benchmarks/tpe_ablation.py``); pass 24 for Optuna's behaviour.
       gamma, gamma_max: the below group has ``min(ceil(gamma * n), gamma_max)`` trials.
       multivariate: joint kernels over all coordinates (Optuna's default for one objective
         since v5; Falkner et al. 2018) instead of one independent estimator per coordinate.
