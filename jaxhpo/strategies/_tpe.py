@@ -11,9 +11,10 @@ ranks candidates like expected improvement (Bergstra et al. Sect. 4.1).
 
 Every other default is Optuna's (v5, one objective): 10 random start-up trials, multivariate
 kernels, prior weight 1, magic clip, ``consider_endpoints=False``, ``default_weights``; only
-``n_ei_candidates`` differs (64 instead of 24, see ``benchmarks/tpe_ablation.py``). Batches: each row of an ``ask`` draws
-its own candidates from the same ``l``; with ``constant_liar=True`` rows are chosen one after
-another and earlier rows join the above group, as Optuna treats running trials.
+``n_ei_candidates`` differs (64 instead of 24, see ``benchmarks/tpe_ablation.py``). Batches:
+each row of an ``ask`` draws its own candidates from the same ``l``; with
+``constant_liar=True`` rows are chosen one after another and earlier rows join the above
+group, as Optuna treats running trials.
 
 Fixed shapes: observations live in a buffer of static ``capacity``; a full buffer keeps the
 ``gamma_max`` best trials and overwrites the oldest of the rest. Failed (NaN/inf) trials are
