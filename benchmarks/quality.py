@@ -47,6 +47,7 @@ JAXHPO_STRATEGIES = {
     "genetic_algorithm": lambda space, batch: jaxhpo.strategies.genetic_algorithm(space, batch),
     "simulated_annealing": lambda space, batch: jaxhpo.strategies.simulated_annealing(
         space, batch),
+    "tpe": lambda space, batch: jaxhpo.strategies.tpe(space, batch),
 }
 
 
@@ -66,6 +67,7 @@ OPTUNA_SAMPLERS = {
     "optuna_random": lambda seed: _optuna().samplers.RandomSampler(seed=seed),
     "optuna_qmc": lambda seed: _optuna().samplers.QMCSampler(seed=seed, scramble=True),
     "optuna_cmaes": lambda seed: _optuna().samplers.CmaEsSampler(seed=seed),  # needs `cmaes`
+    "optuna_tpe": lambda seed: _optuna().samplers.TPESampler(seed=seed),
 }
 FUNCTIONS = ["branin", "hartmann3", "hartmann6", "ackley-5", "levy-4", "rosenbrock-2",
              "styblinski_tang-4"]

@@ -25,6 +25,10 @@ from jaxhpo.strategies._pso import PSOState, particle_swarm
 from jaxhpo.strategies._sep_cma_es import SepCMAESState, sep_cma_es
 from jaxhpo.strategies._quasi_random import QuasiRandomState, quasi_random
 from jaxhpo.strategies._random import RandomSearchState, random_search
+from jaxhpo.strategies._parzen import (ParzenEstimator, ParzenSpec, fit_parzen, log_pdf,
+                                       log_pdf_marginal, parzen_spec)
+from jaxhpo.strategies._parzen import sample as sample_parzen
+from jaxhpo.strategies._tpe import TPEState, tpe
 
 
 class RegistryEntry(NamedTuple):
@@ -62,6 +66,7 @@ REGISTRY: dict[str, RegistryEntry] = {
                                                       fit_steps=10, polish_steps=5)),
     "grid_search": RegistryEntry(lambda space, pop: grid_search(
         space, max(2, round(1000 ** (1 / space.dim))), population_size=pop)),
+    "tpe": RegistryEntry(tpe),
 }
 
 __all__ = [
@@ -79,4 +84,7 @@ __all__ = [
     "nsga2", "NSGA2State",
     "ars", "ARSState", "RunningNorm",
     "gp_bo", "GPBOState",
+    "tpe", "TPEState",
+    "ParzenEstimator", "ParzenSpec", "parzen_spec", "fit_parzen", "log_pdf", "log_pdf_marginal",
+    "sample_parzen",
 ]
