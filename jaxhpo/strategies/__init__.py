@@ -14,6 +14,7 @@ from jaxhpo._space import Space
 from jaxhpo._strategy import Strategy, sanitize_fitness
 from jaxhpo.strategies._annealing import AnnealingState, simulated_annealing
 from jaxhpo.strategies._ars import ARSState, RunningNorm, ars
+from jaxhpo.strategies._ars_augmented import ARSAugmentedState, ars_augmented
 from jaxhpo.strategies._cma_es import CMAESState, cma_es
 from jaxhpo.strategies._de import DEState, differential_evolution
 from jaxhpo.strategies._genetic import GeneticState, genetic_algorithm
@@ -54,6 +55,9 @@ REGISTRY: dict[str, RegistryEntry] = {
     # ARS's population is 2N: the suite's population of 16 means 8 antithetic pairs
     "ars": RegistryEntry(lambda space, pop: ars(space, pop // 2, top_directions=pop // 4,
                                                 step_size=0.05, noise=0.05)),
+    # ARS + replay + ensemble critic pre-screening 4N directions (the best of the ablation)
+    "ars_critic": RegistryEntry(lambda space, pop: ars_augmented(
+        space, pop // 2, top_directions=pop // 4, step_size=0.05, noise=0.05, prescreen=4)),
     "grid_search": RegistryEntry(lambda space, pop: grid_search(
         space, max(2, round(1000 ** (1 / space.dim))), population_size=pop)),
 }
@@ -71,4 +75,5 @@ __all__ = [
     "genetic_algorithm", "GeneticState",
     "nsga2", "NSGA2State",
     "ars", "ARSState", "RunningNorm",
+    "ars_augmented", "ARSAugmentedState",
 ]
