@@ -102,6 +102,7 @@ def ensemble_critic(dim: int, *, members: int = 5, hidden: tuple[int, ...] = (32
     net = _MLP(tuple(hidden))
     opt = optax.adamw(learning_rate, weight_decay=weight_decay)
 
+    @jax.jit  # one compiled call instead of many small eager ones
     def init(key):
         params = jax.vmap(lambda k: net.init(k, jnp.zeros((dim,))))(jax.random.split(key, members))
         return CriticState(params, jax.vmap(opt.init)(params), jnp.zeros(()), jnp.ones(()),
