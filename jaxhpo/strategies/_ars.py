@@ -97,7 +97,8 @@ class RunningNorm(NamedTuple):
     """Running mean / variance of observations (Welford), ARS V2's state normalization.
 
     ``norm = RunningNorm.create(obs_dim)``; ``norm = norm.update(obs_batch)``;
-    ``norm.normalize(obs)`` gives ``(obs - mean) / std`` (std floored at 1e-8).
+    ``norm.normalize(obs)`` gives ``(obs - mean) / std`` (std floored at 1e-8). Before the first
+    update the statistics are ``mean = 0, std = 1`` (the paper's ``mu_0 = 0, Sigma_0 = I``).
     """
 
     count: jax.Array  # f32[]
@@ -121,7 +122,8 @@ class RunningNorm(NamedTuple):
 
     @property
     def std(self) -> jax.Array:
-        return jnp.sqrt(jnp.maximum(self.m2 / jnp.maximum(self.count, 1.0), 1e-16))
+        var = jnp.maximum(self.m2 / jnp.maximum(self.count, 1.0), 1e-16)
+        return jnp.where(self.count > 0, jnp.sqrt(var), 1.0)
 
     def normalize(self, obs: jax.Array) -> jax.Array:
         return (obs - self.mean) / jnp.maximum(self.std, 1e-8)
