@@ -36,6 +36,9 @@ JAXHPO_STRATEGIES = {
     "sep_cma_es": lambda space, batch: jaxhpo.strategies.sep_cma_es(space, batch),
     "ars": lambda space, batch: jaxhpo.strategies.ars(space, max(batch // 2, 1),
                                                       top_directions=max(batch // 4, 1)),
+    "ars_critic": lambda space, batch: jaxhpo.strategies.ars_augmented(
+        space, max(batch // 2, 1), top_directions=max(batch // 4, 1), prescreen=4,
+        actor_critic=0.5),
     "differential_evolution": lambda space, batch: jaxhpo.strategies.differential_evolution(
         space, max(batch, 4)),
     "particle_swarm": lambda space, batch: jaxhpo.strategies.particle_swarm(space, batch),

@@ -205,7 +205,8 @@ def test_ars_critic_beats_random_search_on_hartmann6():
         best = jax.jit(jax.vmap(lambda k: jnp.min(scan_strategy(strategy, tf.fn, 16, k)[1])))
         return float(jnp.median(best(keys))) - tf.optimum_value
 
-    ours = regret(ars_augmented(tf.space, 8, top_directions=4, prescreen=4, critic_steps=16))
+    ours = regret(ars_augmented(tf.space, 8, top_directions=4, prescreen=4, actor_critic=0.5,
+                                critic_steps=16))
     rand = regret(random_search(tf.space, 16))
     assert ours < 0.5 * rand, (ours, rand)
 

@@ -25,14 +25,22 @@ are ``r = -fitness``; ``N`` antithetic pairs ``theta +/- nu delta_k``; ``b`` top
   (error ``O(nu^3)``). The critic is the one fitted *before* this generation's rewards, so it is
   independent of the ``delta_k`` (else the added-back mean would be wrong). With ``b < N`` or
   pre-screening the directions are no longer ``N(0, I)``, so (like V1-t itself) it is a
-  heuristic there; near the cube's faces clipping breaks the pair symmetry too.
+  heuristic there; near the cube's faces clipping breaks the pair symmetry too. The weight
+  used is ``kappa`` times the variance-minimizing coefficient ``Cov(dr, dc) / Var(dc)`` of
+  ``dr = r+ - r-`` on ``dc = c+ - c-``, clipped to ``[0, 1]`` and measured on the *previous*
+  generation's pairs (out of sample, so it stays independent of the current directions): a
+  critic that does not predict the differences is switched off instead of adding variance.
   Control variates for ES: Tang, Choromanski & Kucukelbir, AISTATS 2020; surrogate gradients
   guiding random search: Maheswaranathan et al., "Guided evolutionary strategies", ICML 2019.
 * **Actor-critic** (``actor_critic = a``): the mean ``theta`` (the deterministic actor) also
-  follows ``grad c`` (deterministic policy gradient, Silver et al., ICML 2014). The critic's step
-  ``s_c = 2 alpha nu grad c(theta) / sigma_R`` is what ARS's V1 step would be in expectation if
-  ``c`` were the reward; it is clipped to norm ``nu sqrt(d)`` (trust the critic only about as far
-  as the perturbations explore) and mixed convexly: ``step = (1 - a) s_ars + a s_c``.
+  follows ``grad c`` (deterministic policy gradient, Silver et al., ICML 2014), the critic fitted
+  on everything including this generation. The critic sets a direction, ARS its length:
+  ``s_c = ||s_ars|| grad c(theta) / ||grad c(theta)||``, mixed convexly,
+  ``step = (1 - a rho) s_ars + a rho s_c``, where ``rho`` is the clipped correlation of ``dr``
+  and ``dc`` on this generation's pairs (predicted by the critic before it saw them): the critic
+  leads only where it has shown skill. (Scaling ``s_c`` as ARS's expected step
+  ``2 alpha nu grad c / sigma_R``, clipped to norm ``nu sqrt(d)``, was worse on Hartmann6 with
+  ``a = 0.5``: median regret 0.88 vs 0.56 after 128 evaluations, 10 seeds.)
 * **Reward shaping**: ``r_i = -f_i - sum_j w_j cost_ij - lambda ||beta * (x_i - theta)||^2``.
   ``beta_i`` is the critic's sensitivity, the mean ``|d c / d x_i|`` over the valid buffer,
   normalized to mean 1 (``1`` until the critic is ready). Costs: fitness ``f32[pop, 1 + k]``,
@@ -52,8 +60,6 @@ hyperparameters less, a soft trust region) and ``sigma_R``. Costs do change the 
 """
 
 from __future__ import annotations
-
-import math
 
 import jax
 import jax.numpy as jnp
@@ -233,11 +239,10 @@ def ars_augmented(space, num_directions: int = 8, *, top_directions: int | None 
             cs = critic.fit(state.fit_key, cs, buffer)
             now_ready = cs.num_valid >= warmup
             if actor_critic > 0:
-                s_c = 2.0 * step_size * noise * critic.grad(cs, state.theta) / sigma_r
-                s_c = s_c * jnp.minimum(1.0, noise * math.sqrt(d)
-                                        / jnp.maximum(jnp.linalg.norm(s_c), 1e-12))
+                g_new = critic.grad(cs, state.theta)
+                s_c = g_new * jnp.linalg.norm(step) / jnp.maximum(jnp.linalg.norm(g_new), 1e-12)
                 a = jnp.where(now_ready, actor_critic * cv_corr, 0.0)
-                step = (1.0 - a) * step + a * s_c
+                step = (1.0 - a) * step + a * s_c  # a = actor_critic * rho
             if shaping > 0:
                 sens = jnp.abs(jax.vmap(lambda v: critic.grad(cs, v))(buffer.x))
                 sens = jnp.sum(sens * buffer.valid[:, None], 0) / jnp.maximum(
