@@ -189,7 +189,7 @@ def test_actor_critic_follows_the_reward_gradient():
     """On a linear objective the critic's gradient and the actor's path align with the truth."""
     g = jnp.array([1.0, -0.5, 0.25])
     s = ars_augmented(cube(3), 4, step_size=0.02, noise=0.03, actor_critic=1.0,
-                      critic_steps=16)
+                      critic_steps=16, replay_capacity=80)
     st, _, _ = scan_strategy(s, lambda x: -(x @ g), 10, jax.random.key(1))
     move = st.theta - 0.5
     assert float(jnp.dot(move, g) / (jnp.linalg.norm(move) * jnp.linalg.norm(g))) > 0.9
@@ -206,7 +206,7 @@ def test_ars_critic_beats_random_search_on_hartmann6():
         return float(jnp.median(best(keys))) - tf.optimum_value
 
     ours = regret(ars_augmented(tf.space, 8, top_directions=4, prescreen=4, actor_critic=0.5,
-                                critic_steps=16))
+                                critic_steps=16, replay_capacity=256))  # holds all 256 trials
     rand = regret(random_search(tf.space, 16))
     assert ours < 0.5 * rand, (ours, rand)
 
