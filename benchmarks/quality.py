@@ -37,8 +37,7 @@ JAXHPO_STRATEGIES = {
     "ars": lambda space, batch: jaxhpo.strategies.ars(space, max(batch // 2, 1),
                                                       top_directions=max(batch // 4, 1)),
     "ars_critic": lambda space, batch: jaxhpo.strategies.ars_augmented(
-        space, max(batch // 2, 1), top_directions=max(batch // 4, 1), prescreen=4,
-        actor_critic=0.5),
+        space, max(batch // 2, 1), top_directions=max(batch // 4, 1), prescreen=4),
     "differential_evolution": lambda space, batch: jaxhpo.strategies.differential_evolution(
         space, max(batch, 4)),
     "particle_swarm": lambda space, batch: jaxhpo.strategies.particle_swarm(space, batch),

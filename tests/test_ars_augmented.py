@@ -197,7 +197,8 @@ def test_actor_critic_follows_the_reward_gradient():
 
 
 def test_ars_critic_beats_random_search_on_hartmann6():
-    """256 evaluations (16 generations of 8 pairs), 5 seeds: median regret below random's."""
+    """256 evaluations (16 generations of 8 pairs), 5 seeds: the median regret of ARS with
+    critic pre-screening is below half of random search's (benchmark: 0.023 vs 1.06)."""
     tf = hartmann6()
     keys = jax.random.split(jax.random.key(0), 5)
 
@@ -205,8 +206,8 @@ def test_ars_critic_beats_random_search_on_hartmann6():
         best = jax.jit(jax.vmap(lambda k: jnp.min(scan_strategy(strategy, tf.fn, 16, k)[1])))
         return float(jnp.median(best(keys))) - tf.optimum_value
 
-    ours = regret(ars_augmented(tf.space, 8, top_directions=4, prescreen=4, actor_critic=0.5,
-                                critic_steps=16, replay_capacity=256))  # holds all 256 trials
+    ours = regret(ars_augmented(tf.space, 8, top_directions=4, prescreen=4, critic_steps=16,
+                                replay_capacity=256))  # holds all 256 trials
     rand = regret(random_search(tf.space, 16))
     assert ours < 0.5 * rand, (ours, rand)
 
