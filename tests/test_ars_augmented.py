@@ -6,6 +6,7 @@ import jax.numpy as jnp
 import numpy as np
 import pytest
 
+import jaxhpo
 from helpers import scan_strategy
 from jaxhpo import Float, Space
 from jaxhpo.functions import hartmann6
@@ -155,6 +156,21 @@ def test_cost_columns_equal_their_weighted_sum():
     np.testing.assert_allclose(float(a.best_fitness), float(b.best_fitness), rtol=1e-6)
     with pytest.raises(ValueError, match=r"fitness must have shape \(8, 3\)"):
         s_cost.tell(s_cost.init(jax.random.key(0)), jnp.zeros((8, 3)), jnp.zeros(8))
+
+
+def test_costs_through_the_driver_reach_the_cost_weighted_optimum():
+    """minimize(metric=["loss", "cost"]) hands ARS f32[pop, 2]; with loss (a - .3)^2 + (b - .3)^2,
+    cost a and weight 0.5 the optimum is a = 0.3 - 0.25 = 0.05, b = 0.3 (value 0.0875)."""
+    space = Space({"a": Float(0.0, 1.0), "b": Float(0.0, 1.0)})
+
+    def objective(key, hp):
+        return {"loss": (hp["a"] - 0.3) ** 2 + (hp["b"] - 0.3) ** 2, "cost": hp["a"]}
+
+    s = ars_augmented(space, 4, step_size=0.02, noise=0.03, cost_weights=(0.5,))
+    res = jaxhpo.minimize(objective, space, s, num_generations=40, metric=["loss", "cost"],
+                          progress=False)
+    np.testing.assert_allclose(np.asarray(res.state.theta), [0.05, 0.3], atol=0.03)
+    assert 0.0875 <= float(res.state.best_fitness) < 0.0875 + 2e-3
 
 
 def test_everything_on_compiles_once_and_survives_nan():

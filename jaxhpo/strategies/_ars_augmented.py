@@ -123,8 +123,10 @@ def ars_augmented(space, num_directions: int = 8, *, top_directions: int | None 
       replay_capacity: rows of the replay buffer ``C`` (static, ``>= 2N``).
       prescreen: sample ``prescreen * N`` directions and keep the ``N`` the critic ranks highest
         (``1``: off).
-      control_variate: ``kappa`` in ``[0, 1]``, weight of the critic control variate (``0``: off).
-      actor_critic: ``a`` in ``[0, 1]``, share of the critic-gradient step (``0``: off).
+      control_variate: ``kappa`` in ``[0, 1]``, scales the measured variance-minimizing weight of
+        the critic control variate (``0``: off).
+      actor_critic: ``a`` in ``[0, 1]``, share of the critic-gradient direction in the step,
+        times the critic's measured skill ``rho`` (``0``: off).
       shaping: ``lambda >= 0`` of the importance-weighted proximity penalty (``0``: off).
       cost_weights: ``w_j`` for fitness ``f32[pop, 1 + k]``; ``()`` for fitness ``f32[pop]``.
       critic_members, critic_hidden, critic_steps, critic_learning_rate: the ensemble critic
@@ -133,6 +135,12 @@ def ars_augmented(space, num_directions: int = 8, *, top_directions: int | None 
 
     Returns:
       A :class:`jaxhpo.Strategy` named ``"ars_augmented"``.
+
+    Example:
+      >>> s = ars_augmented(space, 8, top_directions=4, prescreen=4)   # "ars_critic"
+      >>> s = ars_augmented(space, 8, cost_weights=(1e-6,))   # fitness [loss, param_count]
+      >>> result = jaxhpo.minimize(objective, space, s, num_generations=32,
+      ...                          metric=["val_loss", "param_count"])
 
     References:
       Mania, Guy & Recht, NeurIPS 2018; Tang, Choromanski & Kucukelbir, AISTATS 2020;
