@@ -3,8 +3,8 @@ variate, actor-critic, reward shaping) against random search at equal evaluation
 
 Part 1, Hartmann6 (10 seeds, 512 evaluations, 8 antithetic pairs = 16 per generation, top 4):
 evaluations to reach a regret of 0.05 and 0.01 (median [q25, q75]; ">N" for a quantile that
-falls among the seeds that never get there) and the regret after 128 / 256 / 512 evaluations. Trials are exactly
-those of ``jaxhpo.minimize_scan`` (``quality.run_jaxhpo``).
+falls among the seeds that never get there) and the regret after 128 / 256 / 512 evaluations.
+Trials are exactly those of ``jaxhpo.minimize_scan`` (``quality.run_jaxhpo``).
 
 Part 2, MNIST-1D hyperparameters (lr, weight decay, width, dropout of a residual MLP) through the
 population engine: ``jaxhpo.minimize(Trainer(...).objective(steps), ...)`` minimizing the
@@ -180,8 +180,8 @@ def main(argv=None):
                                              args.batch, (0.05, 0.01), cps)
     if not args.skip_mnist:
         cps = sorted({min(c, args.mnist_evals) for c in (64, 128)})
-        payload["mnist1d"] = mnist_part(mnist_names, list(range(args.mnist_seeds)), args.mnist_evals,
-                                        args.mnist_batch, args.mnist_steps, cps)
+        payload["mnist1d"] = mnist_part(mnist_names, list(range(args.mnist_seeds)),
+                                        args.mnist_evals, args.mnist_batch, args.mnist_steps, cps)
     print(f"\nwrote {write_result('ars_ablation', payload)}")
 
 
