@@ -12,6 +12,7 @@ where ``sigma_R`` is the standard deviation of the ``2b`` rewards used and the t
 directions are ranked by ``max(r+_k, r-_k)`` (``b = N`` is V1, ``b < N`` is V1-t). V2 / V2-t
 additionally normalize the *observations* of a policy with running statistics; that belongs to
 the policy evaluation, so it is provided as :class:`RunningNorm` for policy-search objectives.
+Replay, a critic and reward shaping: :func:`jaxhpo.strategies.ars_augmented`.
 """
 
 from __future__ import annotations

@@ -39,13 +39,14 @@ are ``r = -fitness``; ``N`` antithetic pairs ``theta +/- nu delta_k``; ``b`` top
   ``step = (1 - a rho) s_ars + a rho s_c``, where ``rho`` is the clipped correlation of ``dr``
   and ``dc`` on this generation's pairs (predicted by the critic before it saw them): the critic
   leads only where it has shown skill. (Scaling ``s_c`` as ARS's expected step
-  ``2 alpha nu grad c / sigma_R``, clipped to norm ``nu sqrt(d)``, was worse on Hartmann6 with
-  ``a = 0.5``: median regret 0.88 vs 0.56 after 128 evaluations, 10 seeds.)
+  ``2 alpha nu grad c / sigma_R``, clipped to norm ``nu sqrt(d)``, was worse on Hartmann6 in a
+  development run with ``a = 0.5``: median regret 0.88 vs 0.56 after 128 evaluations, 10 seeds.)
 * **Reward shaping**: ``r_i = -f_i - sum_j w_j cost_ij - lambda ||beta * (x_i - theta)||^2``.
   ``beta_i`` is the critic's sensitivity, the mean ``|d c / d x_i|`` over the valid buffer,
   normalized to mean 1 (``1`` until the critic is ready). Costs: fitness ``f32[pop, 1 + k]``,
   column 0 the objective, columns ``1..k`` costs, with static ``cost_weights`` of length ``k``.
   The critic learns the stationary part ``-f - sum_j w_j cost_j`` (the penalty moves with theta).
+  ``lambda`` is in reward units, so unlike the other switches it depends on the objective's scale.
 
 Where the seed was vague and what we chose: "experience replay" did not say what is replayed --
 here every evaluated point, only to train the critic (old rewards never enter the finite
