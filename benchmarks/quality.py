@@ -39,6 +39,8 @@ JAXHPO_STRATEGIES = {
                                                                            mode="bipop"),
     "ars": lambda space, batch: jaxhpo.strategies.ars(space, max(batch // 2, 1),
                                                       top_directions=max(batch // 4, 1)),
+    "ars_critic": lambda space, batch: jaxhpo.strategies.ars_augmented(
+        space, max(batch // 2, 1), top_directions=max(batch // 4, 1), prescreen=4),
     "differential_evolution": lambda space, batch: jaxhpo.strategies.differential_evolution(
         space, max(batch, 4)),
     "de_current_to_best": lambda space, batch: jaxhpo.strategies.differential_evolution(

@@ -12,6 +12,7 @@ where ``sigma_R`` is the standard deviation of the ``2b`` rewards used and the t
 directions are ranked by ``max(r+_k, r-_k)`` (``b = N`` is V1, ``b < N`` is V1-t). V2 / V2-t
 additionally normalize the *observations* of a policy with running statistics; that belongs to
 the policy evaluation, so it is provided as :class:`RunningNorm` for policy-search objectives.
+Replay, a critic and reward shaping: :func:`jaxhpo.strategies.ars_augmented`.
 """
 
 from __future__ import annotations
@@ -97,7 +98,8 @@ class RunningNorm(NamedTuple):
     """Running mean / variance of observations (Welford), ARS V2's state normalization.
 
     ``norm = RunningNorm.create(obs_dim)``; ``norm = norm.update(obs_batch)``;
-    ``norm.normalize(obs)`` gives ``(obs - mean) / std`` (std floored at 1e-8).
+    ``norm.normalize(obs)`` gives ``(obs - mean) / std`` (std floored at 1e-8). Before the first
+    update the statistics are ``mean = 0, std = 1`` (the paper's ``mu_0 = 0, Sigma_0 = I``).
     """
 
     count: jax.Array  # f32[]
@@ -121,7 +123,8 @@ class RunningNorm(NamedTuple):
 
     @property
     def std(self) -> jax.Array:
-        return jnp.sqrt(jnp.maximum(self.m2 / jnp.maximum(self.count, 1.0), 1e-16))
+        var = jnp.maximum(self.m2 / jnp.maximum(self.count, 1.0), 1e-16)
+        return jnp.where(self.count > 0, jnp.sqrt(var), 1.0)
 
     def normalize(self, obs: jax.Array) -> jax.Array:
         return (obs - self.mean) / jnp.maximum(self.std, 1e-8)
