@@ -49,6 +49,7 @@ JAXHPO_STRATEGIES = {
     "genetic_algorithm": lambda space, batch: jaxhpo.strategies.genetic_algorithm(space, batch),
     "simulated_annealing": lambda space, batch: jaxhpo.strategies.simulated_annealing(
         space, batch),
+    "gp_bo": lambda space, batch: jaxhpo.strategies.gp_bo(space, batch),
     "tpe": lambda space, batch: jaxhpo.strategies.tpe(space, batch),
 }
 
@@ -70,6 +71,7 @@ OPTUNA_SAMPLERS = {
     "optuna_qmc": lambda seed: _optuna().samplers.QMCSampler(seed=seed, scramble=True),
     "optuna_cmaes": lambda seed: _optuna().samplers.CmaEsSampler(seed=seed),  # needs `cmaes`
     "optuna_tpe": lambda seed: _optuna().samplers.TPESampler(seed=seed),
+    "optuna_gp": lambda seed: _optuna().samplers.GPSampler(seed=seed),  # needs torch
 }
 FUNCTIONS = ["branin", "hartmann3", "hartmann6", "ackley-5", "levy-4", "rosenbrock-2",
              "styblinski_tang-4"]
@@ -95,7 +97,10 @@ def run_jaxhpo(make, tf, evals: int, batch: int, seeds: list[int]) -> np.ndarray
             f = tf.fn(tf.from_unit(x))
             return strategy.tell(state, x, f), f
 
-        _, fs = jax.lax.scan(gen, strategy.init(k_init), jnp.arange(gens))
+        state = strategy.init(k_init)
+        if strategy.reserve is not None:  # as minimize_scan: room for the whole run
+            state = strategy.reserve(state, gens * batch)
+        _, fs = jax.lax.scan(gen, state, jnp.arange(gens))
         return fs.reshape(-1)[:evals]
 
     out = []

@@ -115,7 +115,10 @@ def test_runs_inside_lax_scan(name):
 
     xs_scan = scanned(key)
     xs_loop, _ = run(s, key, 4, m)
-    np.testing.assert_allclose(np.asarray(xs_scan), np.asarray(xs_loop), rtol=1e-5, atol=1e-6)
+    atol = REGISTRY[name].scan_atol
+    np.testing.assert_allclose(np.asarray(xs_scan[0]), np.asarray(xs_loop[0]), rtol=1e-5,
+                               atol=1e-6)  # the first generation is always the same
+    np.testing.assert_allclose(np.asarray(xs_scan), np.asarray(xs_loop), rtol=1e-5, atol=atol)
 
 
 @pytest.mark.parametrize("name", NAMES)

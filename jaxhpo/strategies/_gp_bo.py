@@ -72,7 +72,8 @@ def gp_bo(space, batch_size: int = 1, *, acquisition: str = "logei",
           capacity: int | None = None, num_candidates: int = 1024, num_polish: int = 8,
           polish_steps: int = 25, num_restarts: int = 4, fit_steps: int = 30,
           ucb_beta: float = 4.0, min_noise: float = 1e-6, thompson_candidates: int = 512,
-          refit_below: int = 64, refit_growth: float = 0.1) -> Strategy:
+          refit_below: int = 64, refit_growth: float = 0.1, fit_capacity: int = 128
+          ) -> Strategy:
     """GP-based Bayesian optimization proposing ``batch_size`` points per ``ask``.
 
     Args:
@@ -100,6 +101,9 @@ def gp_bo(space, batch_size: int = 1, *, acquisition: str = "logei",
         grown by the fraction ``refit_growth`` since the last fit (the posterior itself is
         refactored at every ``tell``). Refitting a MAP estimate that barely moves is the
         dominant cost at hundreds of observations; this keeps it amortized.
+      fit_capacity: the hyperparameters are fitted on at most this many observations (a
+        random subset of the valid ones, drawn anew at each fit; subset-of-data, Rasmussen &
+        Williams Sect. 8.3.3); the posterior always uses all of them.
       ucb_beta: ``beta`` of UCB.
       min_noise: floor of the noise variance in standardized units.
       thompson_candidates: candidates of the joint posterior draws of Thompson sampling.
@@ -120,7 +124,8 @@ def gp_bo(space, batch_size: int = 1, *, acquisition: str = "logei",
         num_initial, "num_initial")
     for name, v in (("num_candidates", num_candidates), ("num_polish", num_polish),
                     ("num_restarts", num_restarts), ("fit_steps", fit_steps),
-                    ("thompson_candidates", thompson_candidates)):
+                    ("thompson_candidates", thompson_candidates),
+                    ("fit_capacity", fit_capacity)):
         check_population_size(v, name)
     if isinstance(polish_steps, bool) or not isinstance(polish_steps, int) or polish_steps < 0:
         raise ValueError(f"polish_steps must be an int >= 0, got {polish_steps!r}")
@@ -205,15 +210,21 @@ def gp_bo(space, batch_size: int = 1, *, acquisition: str = "logei",
         xb, yb, sb = insert(state, prepare(x), jnp.where(ok, f, 0.0),
                             jnp.where(ok, OK, FAILED).astype(jnp.int32))
         mask = sb == OK
-        key, k_fit = jax.random.split(state.key)
+        key, k_fit, k_sub = jax.random.split(state.key, 3)
 
         def refit(params):
+            if xb.shape[0] > fit_capacity:  # a random subset of the OK points (all if fewer)
+                prio = jnp.where(mask, jax.random.uniform(k_sub, mask.shape), 2.0)
+                idx = jnp.argsort(prio)[:fit_capacity]
+                xf, yf, mf = xb[idx], yb[idx], mask[idx]
+            else:
+                xf, yf, mf = xb, yb, mask
             starts = jax.tree.map(
                 lambda a, b, c: jnp.concatenate([a[None], b[None], c]), params,
                 gp.GPParams.default(d, jnp.float32),
                 gp.sample_prior(k_fit, d, max(num_restarts - 2, 0), jnp.float32))
             starts = jax.tree.map(lambda a: a[:num_restarts], starts)
-            return gp.fit(xb, yb, mask, spec, starts, num_steps=fit_steps, min_noise=min_noise)
+            return gp.fit(xf, yf, mf, spec, starts, num_steps=fit_steps, min_noise=min_noise)
 
         n_ok = jnp.sum(mask).astype(jnp.int32)
         due = (n_ok >= 2) & ((n_ok <= refit_below) | (n_ok >= (1.0 + refit_growth)
@@ -288,17 +299,16 @@ def gp_bo(space, batch_size: int = 1, *, acquisition: str = "logei",
         (x, _), _ = jax.lax.scan(step, (x0, opt.init(x0)), None, length=polish_steps)
         return prepare(x)
 
-    def kriging_believer(state, xc, best, score_fn):
-        """Greedy batch of q rows of xc (see module docstring)."""
+    def kriging_believer(state, xc, mean, var, v, corr, best):
+        """Greedy batch of q rows of the pool xc (see module docstring); mean, var, v and corr
+        are the pool's posterior, its solves L^-1 k(X, xc) and its failure correlation."""
         post = state.post
-        mean, var, v = gp.predict(post, xc, return_solve=True)
-        corr = failure_corr(state, xc)
         uc = gp.transform_inputs(spec, xc)
         n = xc.shape[0]
 
         def pick(carry, j):
             var, w, best, taken = carry
-            s = penalize(score_fn(mean, var, best), corr)
+            s = penalize(gp.acquisition_value(acquisition, mean, var, best, ucb_beta), corr)
             s = jnp.where(taken | ~jnp.isfinite(s), -jnp.inf, s)
             p = jnp.argmax(s)
             k_cp = gp.kernel_matrix(spec, post.lengthscale, post.signal, uc, uc[p][None])[:, 0]
@@ -336,15 +346,22 @@ def gp_bo(space, batch_size: int = 1, *, acquisition: str = "logei",
         xc = candidates(k_cand, state)
         if acquisition == "thompson":
             return thompson(k_ts, state, xc)
-        scores = score_points(state, xc, best)
-        top = jax.lax.top_k(jnp.where(jnp.isfinite(scores), scores, -jnp.inf), num_polish)[1]
-        xp = polish(state, xc[top], best)
-        pool = jnp.concatenate([xp, xc])
 
-        def score_fn(mean, var, b):
-            return gp.acquisition_value(acquisition, mean, var, b, ucb_beta)
+        def evaluate(x):  # posterior, solves and penalized score of a set of points
+            mean, var, v = gp.predict(state.post, x, return_solve=True)
+            corr = failure_corr(state, x)
+            s = penalize(gp.acquisition_value(acquisition, mean, var, best, ucb_beta), corr)
+            return mean, var, v, corr, jnp.where(jnp.isfinite(s), s, -jnp.inf)
 
-        return kriging_believer(state, pool, best, score_fn)
+        mean, var, v, corr, scores = evaluate(xc)
+        xp = polish(state, xc[jax.lax.top_k(scores, num_polish)[1]], best)
+        mp, vp, solp, cp, sp = evaluate(xp)
+        if q == 1:
+            both = jnp.concatenate([sp, scores])
+            return jnp.concatenate([xp, xc])[jnp.argmax(both)][None]
+        return kriging_believer(state, jnp.concatenate([xp, xc]), jnp.concatenate([mp, mean]),
+                                jnp.concatenate([vp, var]), jnp.concatenate([solp, v], axis=1),
+                                jnp.concatenate([cp, corr]), best)
 
     def ask(key, state):
         ready = (state.count >= n_init) & (jnp.sum(state.status == OK) >= 2)
