@@ -35,6 +35,23 @@ class ARSState:
     generation: jax.Array  # i32[]
 
 
+def check_ars_args(space, num_directions, top_directions, step_size, noise, theta0):
+    """Validate ARS arguments; returns ``(d, N, b, theta0 f32[d])`` with defaults filled."""
+    d = check_space(space)
+    n = check_population_size(num_directions, "num_directions")
+    b = n if top_directions is None else check_population_size(top_directions,
+                                                               "top_directions")
+    if b > n:
+        raise ValueError(f"top_directions={b} must be <= num_directions={n}")
+    if not (step_size > 0 and noise > 0):
+        raise ValueError(f"step_size and noise must be > 0, got {step_size}, {noise}")
+    t0 = jnp.full((d,), 0.5, jnp.float32) if theta0 is None else jnp.asarray(theta0,
+                                                                              jnp.float32)
+    if t0.shape != (d,):
+        raise ValueError(f"theta0 must have shape ({d},), got {t0.shape}")
+    return d, n, b, t0
+
+
 def ars(space, num_directions: int = 8, *, top_directions: int | None = None,
         step_size: float = 0.02, noise: float = 0.03, scale_by_std: bool = True,
         theta0=None) -> Strategy:
@@ -50,18 +67,8 @@ def ars(space, num_directions: int = 8, *, top_directions: int | None = None,
       scale_by_std: divide by ``sigma_R`` (ARS); ``False`` gives basic random search (BRS).
       theta0: initial point ``f32[d]`` (default: the cube's centre).
     """
-    d = check_space(space)
-    n = check_population_size(num_directions, "num_directions")
-    b = n if top_directions is None else check_population_size(top_directions,
-                                                               "top_directions")
-    if b > n:
-        raise ValueError(f"top_directions={b} must be <= num_directions={n}")
-    if not (step_size > 0 and noise > 0):
-        raise ValueError(f"step_size and noise must be > 0, got {step_size}, {noise}")
-    t0 = jnp.full((d,), 0.5, jnp.float32) if theta0 is None else jnp.asarray(theta0,
-                                                                              jnp.float32)
-    if t0.shape != (d,):
-        raise ValueError(f"theta0 must have shape ({d},), got {t0.shape}")
+    d, n, b, t0 = check_ars_args(space, num_directions, top_directions, step_size, noise,
+                                 theta0)
 
     def init(key):
         del key

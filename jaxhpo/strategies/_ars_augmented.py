@@ -66,7 +66,8 @@ import jax
 import jax.numpy as jnp
 from flax import struct
 
-from jaxhpo._strategy import Strategy, check_population_size, check_space, sanitize_fitness
+from jaxhpo._strategy import Strategy, check_population_size, sanitize_fitness
+from jaxhpo.strategies._ars import check_ars_args
 from jaxhpo.strategies._critic import (CriticState, ReplayBuffer, buffer_add, buffer_init,
                                        ensemble_critic)
 
@@ -147,14 +148,8 @@ def ars_augmented(space, num_directions: int = 8, *, top_directions: int | None 
       Mania, Guy & Recht, NeurIPS 2018; Tang, Choromanski & Kucukelbir, AISTATS 2020;
       Maheswaranathan et al., ICML 2019; Silver et al., ICML 2014.
     """
-    d = check_space(space)
-    n = check_population_size(num_directions, "num_directions")
-    b = n if top_directions is None else check_population_size(top_directions,
-                                                               "top_directions")
-    if b > n:
-        raise ValueError(f"top_directions={b} must be <= num_directions={n}")
-    if not (step_size > 0 and noise > 0):
-        raise ValueError(f"step_size and noise must be > 0, got {step_size}, {noise}")
+    d, n, b, t0 = check_ars_args(space, num_directions, top_directions, step_size, noise,
+                                 theta0)
     cap = check_population_size(replay_capacity, "replay_capacity")
     if cap < 2 * n:
         raise ValueError(f"replay_capacity={cap} must be >= the population 2N = {2 * n}")
@@ -166,10 +161,6 @@ def ars_augmented(space, num_directions: int = 8, *, top_directions: int | None 
         raise ValueError(f"shaping must be >= 0, got {shaping}")
     w_cost = jnp.asarray(cost_weights, jnp.float32).reshape(-1)
     k = w_cost.shape[0]
-    t0 = jnp.full((d,), 0.5, jnp.float32) if theta0 is None else jnp.asarray(theta0,
-                                                                              jnp.float32)
-    if t0.shape != (d,):
-        raise ValueError(f"theta0 must have shape ({d},), got {t0.shape}")
     warmup = 4 * n if critic_warmup is None else critic_warmup
     use_critic = m > n or control_variate > 0 or actor_critic > 0 or shaping > 0
     critic = ensemble_critic(d, members=critic_members, hidden=critic_hidden,
