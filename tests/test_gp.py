@@ -119,10 +119,10 @@ def test_fit_recovers_lengthscale_of_a_gp_sample():
     with jax.enable_x64(True):
         spec = gp.InputSpec.continuous(1)
         rng = np.random.default_rng(0)
-        x = np.sort(rng.uniform(size=(150, 1)), axis=0)
-        K = np_kernel(x, x, [0.2], 1.0, (0,), (False,)) + 1e-4 * np.eye(150)
-        y = np.linalg.cholesky(K) @ rng.normal(size=150)
-        mask = np.ones(150, bool)
+        x = np.sort(rng.uniform(size=(100, 1)), axis=0)
+        K = np_kernel(x, x, [0.2], 1.0, (0,), (False,)) + 1e-4 * np.eye(100)
+        y = np.linalg.cholesky(K) @ rng.normal(size=100)
+        mask = np.ones(100, bool)
         starts = jax.tree.map(lambda a, b: jnp.concatenate([a[None], b]),
                               gp.GPParams.default(1), gp.sample_prior(jax.random.key(0), 1, 3))
         fitted = gp.fit(x, y, mask, spec, starts, num_steps=50)
@@ -164,7 +164,7 @@ def test_log_ei_equals_log_of_ei_where_representable():
 def test_log_ei_finite_and_monotone_where_ei_underflows(x64):
     with jax.enable_x64(x64):
         dtype = jnp.float64 if x64 else jnp.float32
-        z = -jnp.logspace(-2, 12, 2000, dtype=dtype)
+        z = -jnp.logspace(-2, 12, 400, dtype=dtype)
         h = np.asarray(gp.log_h(z), np.float64)
         assert np.all(np.isfinite(h))
         assert np.all(np.diff(h) < 0)  # log h is increasing in z, z decreases along the array
@@ -172,8 +172,8 @@ def test_log_ei_finite_and_monotone_where_ei_underflows(x64):
         grads = jax.vmap(jax.grad(gp.log_h))(z)
         assert np.all(np.isfinite(grads)) and np.all(np.asarray(grads) > 0)
         # asymptote log h(z) ~ -z^2/2 - log(2 pi)/2 - 2 log|z| (Ament et al. 2023)
-        zz = np.asarray(z[-100:], np.float64)
-        np.testing.assert_allclose(h[-100:], -zz**2 / 2 - 0.5 * math.log(2 * math.pi)
+        zz = np.asarray(z[-40:], np.float64)
+        np.testing.assert_allclose(h[-40:], -zz**2 / 2 - 0.5 * math.log(2 * math.pi)
                                    - 2 * np.log(-zz), rtol=1e-5)
 
 

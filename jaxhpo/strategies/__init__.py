@@ -69,8 +69,9 @@ REGISTRY: dict[str, RegistryEntry] = {
     # ARS's population is 2N: the suite's population of 16 means 8 antithetic pairs
     "ars": RegistryEntry(lambda space, pop: ars(space, pop // 2, top_directions=pop // 4,
                                                 step_size=0.05, noise=0.05)),
-    "gp_bo": RegistryEntry(lambda space, pop: gp_bo(space, pop, num_candidates=256,
-                                                      fit_steps=10, polish_steps=5),
+    "gp_bo": RegistryEntry(lambda space, pop: gp_bo(space, pop, num_candidates=128,
+                                                      num_restarts=2, fit_steps=8,
+                                                      polish_steps=3),
                            scan_atol=0.1),
     # ARS + replay + ensemble critic pre-screening 4N directions: the best scale-free
     # configuration of benchmarks/ars_ablation.py (fewest evaluations to Hartmann6 targets)
