@@ -39,16 +39,17 @@ class RegistryEntry(NamedTuple):
       make: ``make(space, population_size) -> Strategy``.
       num_objectives: ``1`` for single-objective strategies, ``m > 1`` for multi-objective ones
         (the suite then passes ``f32[pop, m]`` fitness).
-      scan_atol: how closely proposals made inside one ``lax.scan`` must match those of a
-        Python loop over jitted ``ask``/``tell``. The two are different XLA programs, so
-        float32 rounding differs by ~1e-6; strategies that run inner optimizers (GP
-        hyperparameter fits, acquisition ascent) amplify that into visibly different but
-        equally valid proposals after a few generations.
+      scan_exact: whether proposals made inside one ``lax.scan`` must match those of a
+        Python loop over jitted ``ask``/``tell`` in every generation (to 1e-5). The two are
+        different XLA programs whose float32 rounding differs by ~1e-6; strategies that run
+        inner optimizers (GP hyperparameter fits, acquisition ascent, greedy batch picks)
+        amplify that into different but equally valid proposals, so for them (``False``)
+        only the first generation must match and later ones must be finite and in the cube.
     """
 
     make: Callable[[Space, int], Strategy]
     num_objectives: int = 1
-    scan_atol: float = 1e-6
+    scan_exact: bool = True
 
 
 REGISTRY: dict[str, RegistryEntry] = {
@@ -72,7 +73,7 @@ REGISTRY: dict[str, RegistryEntry] = {
     "gp_bo": RegistryEntry(lambda space, pop: gp_bo(space, pop, num_candidates=128,
                                                       num_restarts=2, fit_steps=8,
                                                       polish_steps=3),
-                           scan_atol=0.1),
+                           scan_exact=False),
     # ARS + replay + ensemble critic pre-screening 4N directions: the best scale-free
     # configuration of benchmarks/ars_ablation.py (fewest evaluations to Hartmann6 targets)
     "ars_critic": RegistryEntry(lambda space, pop: ars_augmented(

@@ -265,7 +265,7 @@ def gp_bo(space, batch_size: int = 1, *, acquisition: str = "logei",
         return penalize(s, failure_corr(state, xc))
 
     def candidates(key, state):
-        k_u, k_par, k_step, k_flip, k_new = jax.random.split(key, 5)
+        k_u, k_par, k_step, k_len, k_flip, k_new = jax.random.split(key, 6)
         n_u = num_candidates - num_candidates // 2
         n_l = num_candidates // 2
         uniform = jax.random.uniform(k_u, (n_u, d))
@@ -276,7 +276,7 @@ def gp_bo(space, batch_size: int = 1, *, acquisition: str = "logei",
         parent = state.x[top[jax.random.randint(k_par, (n_l,), 0, n_top)]]
         scale = jnp.clip(0.2 * state.post.lengthscale, 1e-3, 0.2)
         step = scale * jax.random.normal(k_step, (n_l, d)) * jnp.exp(
-            jax.random.uniform(k_new, (n_l, 1), minval=-3.0, maxval=0.0))
+            jax.random.uniform(k_len, (n_l, 1), minval=-3.0, maxval=0.0))
         flip = jax.random.uniform(k_flip, (n_l, d)) < 1.0 / d
         local = jnp.where(discrete, jnp.where(flip, jax.random.uniform(k_new, (n_l, d)),
                                               parent), parent + step)
