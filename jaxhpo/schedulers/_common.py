@@ -71,3 +71,14 @@ def check_fraction(value, arg: str, low: float, high: float, *, low_open=True,
         hi = ")" if high_open else "]"
         raise ValueError(f"{arg} must be a number in {lo}{low}, {high}{hi}, got {value!r}")
     return float(value)
+
+
+def check_curves(curves, mask):
+    """Validate metric curves ``f32[N, S]`` (trials x reports) and their mask of equal shape."""
+    curves = jnp.asarray(curves, jnp.float32)
+    if curves.ndim != 2:
+        raise ValueError(f"curves must be f32[N, S] (trials x reports), got shape {curves.shape}")
+    mask = jnp.asarray(mask, bool)
+    if mask.shape != curves.shape:
+        raise ValueError(f"mask must have the shape of curves {curves.shape}, got {mask.shape}")
+    return curves, mask

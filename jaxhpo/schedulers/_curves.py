@@ -54,7 +54,7 @@ import jax.numpy as jnp
 import numpy as np
 from flax import struct
 
-from jaxhpo.schedulers._common import CONTINUE, STOP, check_fraction, check_int
+from jaxhpo.schedulers._common import CONTINUE, STOP, check_curves, check_fraction, check_int
 
 _BOX = 12.0  # nonlinear parameters are clipped to [-_BOX, _BOX] (they enter through exp)
 
@@ -300,12 +300,7 @@ def fit_learning_curves(curves: jax.Array, mask: jax.Array, steps: jax.Array | N
     Returns:
       a :class:`CurvePrediction`.
     """
-    curves = jnp.asarray(curves, jnp.float32)
-    if curves.ndim != 2:
-        raise ValueError(f"curves must be f32[N, S], got shape {curves.shape}")
-    mask = jnp.asarray(mask, bool)
-    if mask.shape != curves.shape:
-        raise ValueError(f"mask must have the shape of curves {curves.shape}, got {mask.shape}")
+    curves, mask = check_curves(curves, mask)
     iterations = check_int(iterations, "iterations", 0)
     low, high = (-np.inf, np.inf) if bounds is None else _check_bounds(bounds)
     s = curves.shape[1]

@@ -21,24 +21,17 @@ from __future__ import annotations
 import jax
 import jax.numpy as jnp
 
-from jaxhpo.schedulers._common import CONTINUE, STOP, check_int, worst_if_nonfinite
+from jaxhpo.schedulers._common import (CONTINUE, STOP, check_curves, check_int,
+                                       worst_if_nonfinite)
 
 
-def _check_curves(curves, mask):
-    curves = jnp.asarray(curves, jnp.float32)
-    if curves.ndim != 2:
-        raise ValueError(f"curves must be f32[N, S] (trials x reports), got shape {curves.shape}")
-    mask = jnp.asarray(mask, bool)
-    if mask.shape != curves.shape:
-        raise ValueError(f"mask must have the shape of curves {curves.shape}, got {mask.shape}")
-    return curves, mask
 
 
 def running_averages(curves: jax.Array, mask: jax.Array) -> jax.Array:
     """Running means of the observed values: ``f32[N, S]``, entry ``[j, s]`` is the mean of
     ``curves[j, :s+1]`` over ``mask`` (NaN before the first report, carried forward over
     gaps; once a value is diverged the mean is ``+inf``)."""
-    curves, mask = _check_curves(curves, mask)
+    curves, mask = check_curves(curves, mask)
     v = jnp.where(mask, worst_if_nonfinite(curves), 0.0)
     count = jnp.cumsum(mask, axis=1)
     # inf * 0 would be NaN: track divergence separately so a diverged prefix averages to +inf.
@@ -69,7 +62,7 @@ def median_stopping(curves: jax.Array, mask: jax.Array, active: jax.Array | None
       ``i32[N]`` codes ``STOP`` / ``CONTINUE``. A trial whose latest value is NaN/inf (diverged)
       is always stopped.
     """
-    curves, mask = _check_curves(curves, mask)
+    curves, mask = check_curves(curves, mask)
     n, steps = curves.shape
     grace_period = check_int(grace_period, "grace_period", 1)
     min_trials = check_int(min_trials, "min_trials", 1)
