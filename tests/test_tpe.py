@@ -16,6 +16,7 @@ from jaxhpo.strategies import log_pdf as _log_pdf
 from jaxhpo.strategies import log_pdf_marginal as _log_pdf_marginal
 from jaxhpo.strategies import sample_parzen as _sample
 from jaxhpo.strategies._tpe import default_weights, split_below_above
+from helpers import scan_strategy
 
 fit = jax.jit(fit_parzen, static_argnums=0, static_argnames="prior_weight")
 log_pdf, log_pdf_marginal = jax.jit(_log_pdf), jax.jit(_log_pdf_marginal)
@@ -198,14 +199,8 @@ def test_univariate_constant_liar_variant_compiles_once_and_stays_in_bounds():
 def run_seeds(strategy, f, gens, seeds):
     """Fitness ``f32[seeds, gens, pop]`` and proposals, all seeds in one compiled program."""
     def one(key):
-        k_init, key = jax.random.split(key)
-
-        def gen(state, k):
-            x, state = strategy.ask(k, state)
-            fx = jax.vmap(f)(x)
-            return strategy.tell(state, x, fx), (fx, x)
-
-        return jax.lax.scan(gen, strategy.init(k_init), jax.random.split(key, gens))[1]
+        _, fs, xs = scan_strategy(strategy, f, gens, key)
+        return fs, xs
 
     return jax.jit(jax.vmap(one))(jax.random.split(jax.random.key(0), seeds))
 
