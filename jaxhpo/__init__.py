@@ -9,8 +9,10 @@ Public API (everything else is private and may change):
 * the trial record :class:`History` / :class:`Trial`;
 * test functions with known optima in :mod:`jaxhpo.functions`;
 * population training of Flax models under ``vmap`` in :mod:`jaxhpo.train`;
-* scheduler decision rules (median stopping, curve extrapolation, HyperBand, ASHA, PBT) in
-  :mod:`jaxhpo.schedulers`;
+* scheduler decision rules (median stopping, curve extrapolation, HyperBand, ASHA, BOHB, PBT)
+  and the schedulers built on them in :mod:`jaxhpo.schedulers`;
+* :func:`tune` (multi-fidelity runs with a scheduler: vmapped slots refilled as trials stop, or
+  Python objectives with ``trial.report``/``should_stop``), returning a :class:`TuneResult`;
 * Pareto utilities :func:`pareto_front`, :func:`hypervolume`.
 """
 
@@ -25,12 +27,17 @@ __version__ = "0.1.0"
 
 __all__ = [
     "Categorical", "Float", "History", "Int", "Result", "Space", "Strategy", "TooManyFailures",
-    "Trial", "hypervolume", "minimize", "minimize_scan", "pareto_front", "pareto_mask", "sanitize_fitness", "strategies",
+    "StopTrial", "Trial", "TrialHandle", "TuneResult", "hypervolume", "minimize", "minimize_scan",
+    "pareto_front", "pareto_mask", "sanitize_fitness", "strategies", "tune",
 ]
 
 
 def __getattr__(name):
     # jaxhpo.functions, .train and .schedulers are imported lazily so `import jaxhpo` stays light.
+    if name in ("tune", "TuneResult", "StopTrial", "TrialHandle"):
+        from jaxhpo import _tune
+
+        return getattr(_tune, name)
     if name in ("functions", "schedulers", "train"):
         import importlib
 

@@ -18,6 +18,10 @@ trials lives in fixed-capacity buffers with masks or counts.
   :func:`bohb_init`, :func:`bohb_observe`, :func:`bohb_model_data`;
 * PBT (Jaderberg et al. 2017): :func:`pbt_exploit`, :func:`pbt_perturb`,
   :func:`pbt_record_init`, :func:`pbt_record_update`, :func:`pbt_lineage`.
+
+Schedulers for :func:`jaxhpo.tune` (job logic around those rules): :class:`Scheduler` (no
+early stopping), :class:`MedianStopping`, :class:`CurveStopping`, :class:`ASHA`,
+:class:`HyperBand`, :class:`BOHB`, :class:`PBT`.
 """
 
 from jaxhpo.schedulers._asha import (ASHAState, Job, asha_get_job, asha_get_jobs, asha_init,
@@ -30,10 +34,13 @@ from jaxhpo.schedulers._common import CONTINUE, DECISION_NAMES, EXPLOIT, PROMOTE
 from jaxhpo.schedulers._hyperband import (Bracket, Rung, hyperband_brackets,
                                           successive_halving_decision, successive_halving_rungs)
 from jaxhpo.schedulers._median import median_stopping, running_averages
+from jaxhpo.schedulers._policies import (ASHA, BOHB, PBT, CurveStopping, HyperBand,
+                                          MedianStopping, Scheduler)
 from jaxhpo.schedulers._pbt import (PBTRecord, pbt_exploit, pbt_lineage, pbt_perturb,
                                     pbt_record_init, pbt_record_update)
 
 __all__ = [
+    "ASHA", "BOHB", "CurveStopping", "HyperBand", "MedianStopping", "PBT", "Scheduler",
     "ASHAState", "BOHBModelData", "BOHBObservations", "Bracket", "CONTINUE", "CurveDecision",
     "CurvePrediction", "DECISION_NAMES", "EXPLOIT", "FAMILY_NAMES", "Job", "PBTRecord", "PROMOTE",
     "Rung", "STOP", "asha_get_job", "asha_get_jobs", "asha_init", "asha_report",

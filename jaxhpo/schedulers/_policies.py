@@ -1,0 +1,469 @@
+"""Schedulers for :func:`jaxhpo.tune`: the host-side job logic around the pure decision rules.
+
+A scheduler hands out *jobs* to free slots (start a new configuration and train it to a target
+step, or resume a paused trial to a higher rung) and turns each round's reports into actions.
+The numerical decisions are the pure, jitted rules of this package (:func:`median_stopping`,
+:func:`curve_extrapolation_stopping`, :func:`asha_stop_decision`, :func:`asha_get_job`,
+:func:`successive_halving_decision`, :func:`bohb_model_data`, :func:`pbt_exploit`,
+:func:`pbt_perturb`); what is here is bookkeeping on plain Python/NumPy values, so a scheduler
+pickles into the run's checkpoint.
+
+Protocol (all steps are optimizer steps; values are minimized, NaN = diverged):
+
+* ``start(max_trials, eval_every, space)``: once, before the first job.
+* ``next_job(key, new_id) -> Job | None``: work for one free slot (a new trial it starts gets
+  the id ``new_id``); ``None`` when there is none now.
+* ``report(trials, steps, values, xs) -> list[action]``: one entry per running trial after a
+  round, each one of :data:`CONTINUE`, :data:`STOP` (early-stopped), :data:`PAUSE` (rung done,
+  keep the weights for a possible promotion) or :data:`DONE` (trained to ``max_steps``).
+* ``take_dropped() -> list[int]``: paused trials that will never resume (their weights can go).
+* ``propose(key, num_dims) -> f32[d] | None``: a configuration for a new trial, or ``None`` to
+  take the search strategy's (BOHB proposes from its own densities).
+"""
+
+from __future__ import annotations
+
+import math
+from typing import NamedTuple
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+
+from jaxhpo.schedulers._asha import asha_get_job, asha_init, asha_report, asha_stop_decision
+from jaxhpo.schedulers._bohb import bohb_init, bohb_model_data, bohb_observe
+from jaxhpo.schedulers._common import STOP, check_eta, check_fraction, check_int
+from jaxhpo.schedulers._curves import curve_extrapolation_stopping
+from jaxhpo.schedulers._hyperband import hyperband_brackets, successive_halving_decision
+from jaxhpo.schedulers._median import median_stopping
+from jaxhpo.schedulers._pbt import pbt_exploit, pbt_perturb
+
+# Actions of ``report`` (the driver's vocabulary; CONTINUE/STOP match the rules' codes).
+CONTINUE, STOPPED, PAUSE, DONE = 0, 1, 4, 5
+
+
+class Job(NamedTuple):
+    """Work for one slot: a new trial (``trial = -1``) or a paused one, trained to ``target``."""
+
+    trial: int
+    target: int
+
+
+def _check_steps(max_steps, min_steps=None):
+    max_steps = check_int(max_steps, "max_steps", 1)
+    if min_steps is not None:
+        min_steps = check_int(min_steps, "min_steps", 1)
+        if min_steps > max_steps:
+            raise ValueError(f"min_steps={min_steps} must be <= max_steps={max_steps}")
+    return max_steps, min_steps
+
+
+class Scheduler:
+    """Base: run every trial to ``max_steps`` (no early stopping, first-in first-out)."""
+
+    name = "fifo"
+    pbt = False
+    python_ok = True  # usable with black-box Python objectives (stopping-type schedulers)
+
+    def __init__(self, max_steps: int):
+        self.max_steps, _ = _check_steps(max_steps)
+        self.min_steps = None
+
+    def default_eval_every(self) -> int:
+        return self.min_steps or max(1, self.max_steps // 10)
+
+    def start(self, max_trials: int, eval_every: int, space) -> None:
+        self.max_trials, self.eval_every = max_trials, eval_every
+        self.started = 0
+        self._dropped: list[int] = []
+        for s in self.milestones():
+            if s % eval_every:
+                raise ValueError(f"eval_every={eval_every} must divide every rung's step count "
+                                 f"{self.milestones()} of {self.name}; pick eval_every = "
+                                 f"min_steps or a divisor of it")
+
+    def milestones(self) -> list[int]:
+        return [self.max_steps]
+
+    def _new(self) -> Job | None:
+        if self.started >= self.max_trials:
+            return None
+        self.started += 1
+        return Job(-1, self.max_steps)
+
+    def next_job(self, key, new_id: int) -> Job | None:
+        """Work for a free slot; a new trial started by it gets the id ``new_id``."""
+        return self._new()
+
+    def report(self, trials, steps, values, xs) -> list[int]:
+        return [DONE if s >= self.max_steps else CONTINUE for s in steps]
+
+    def take_dropped(self) -> list[int]:
+        out, self._dropped = self._dropped, []
+        return out
+
+    def propose(self, key, num_dims):
+        return None
+
+
+class _CurveBuffer:
+    """Per-trial learning curves on the common report grid (every ``eval_every`` steps)."""
+
+    def __init__(self, max_trials, max_steps, eval_every):
+        self.n, self.s = max_trials, max_steps // eval_every
+        self.curves = np.full((self.n, self.s), np.nan, np.float32)
+        self.mask = np.zeros((self.n, self.s), bool)
+        self.eval_every = eval_every
+
+    def add(self, trial, step, value):
+        j = step // self.eval_every - 1
+        if 0 <= trial < self.n and 0 <= j < self.s:
+            self.curves[trial, j] = value
+            self.mask[trial, j] = True
+
+
+_median = jax.jit(median_stopping, static_argnames=("grace_period", "min_trials"))
+
+
+class MedianStopping(Scheduler):
+    """Median stopping rule (Golovin et al. 2017) at every report; see :func:`median_stopping`.
+
+    Args:
+      max_steps: training steps of a complete trial.
+      grace_period: reports before a trial may be stopped.
+      min_trials: other trials needed at a report index before the rule fires.
+    """
+
+    name = "median"
+
+    def __init__(self, max_steps: int, *, grace_period: int = 2, min_trials: int = 3):
+        super().__init__(max_steps)
+        self.grace_period = check_int(grace_period, "grace_period", 1)
+        self.min_trials = check_int(min_trials, "min_trials", 1)
+
+    def start(self, max_trials, eval_every, space):
+        super().start(max_trials, eval_every, space)
+        self.buf = _CurveBuffer(max_trials, self.max_steps, eval_every)
+
+    def _decide(self, active):
+        return np.asarray(_median(self.buf.curves, self.buf.mask, active,
+                                  grace_period=self.grace_period, min_trials=self.min_trials))
+
+    def report(self, trials, steps, values, xs):
+        for t, s, v in zip(trials, steps, values):
+            self.buf.add(t, s, v)
+        active = np.zeros(self.buf.n, bool)
+        active[[t for t in trials if t < self.buf.n]] = True
+        codes = self._decide(active)
+        return [DONE if s >= self.max_steps else STOPPED if codes[t] == STOP else CONTINUE
+                for t, s in zip(trials, steps)]
+
+
+_curve = jax.jit(curve_extrapolation_stopping,
+                 static_argnames=("bounds", "threshold", "min_points", "iterations"))
+
+
+class CurveStopping(MedianStopping):
+    """Learning-curve extrapolation (Domhan et al. 2015): stop a trial when the probability
+    that its extrapolated final value beats the best completed one is below ``threshold``; see
+    :func:`curve_extrapolation_stopping`.
+
+    Args:
+      max_steps: training steps of a complete trial.
+      threshold: the probability below which a trial stops.
+      min_points: reports needed before a trial is judged.
+      bounds: range the metric cannot leave (e.g. ``(-1, 0)`` for a negated accuracy).
+    """
+
+    name = "curve"
+
+    def __init__(self, max_steps: int, *, threshold: float = 0.05, min_points: int = 5,
+                 bounds=None):
+        Scheduler.__init__(self, max_steps)
+        self.threshold = check_fraction(threshold, "threshold", 0.0, 1.0, high_open=True)
+        self.min_points = check_int(min_points, "min_points", 2)
+        self.bounds = None if bounds is None else tuple(float(b) for b in bounds)
+        self.best = math.inf
+
+    def _decide(self, active):
+        steps = np.arange(1, self.buf.s + 1, dtype=np.float32) * self.eval_every
+        out = _curve(self.buf.curves, self.buf.mask, np.float32(self.best), active, steps,
+                     bounds=self.bounds, threshold=self.threshold, min_points=self.min_points,
+                     iterations=20)
+        return np.asarray(out.codes)
+
+    def report(self, trials, steps, values, xs):
+        actions = super().report(trials, steps, values, xs)
+        for a, v in zip(actions, values):
+            if a == DONE and math.isfinite(v):
+                self.best = min(self.best, float(v))
+        return actions
+
+
+def _rung_steps(min_steps, eta, num_rungs):
+    return [int(round(min_steps * eta ** k)) for k in range(num_rungs)]
+
+
+_asha_stop = jax.jit(asha_stop_decision, static_argnames=("eta",))
+_asha_job = jax.jit(asha_get_job, static_argnames=("eta",))
+_asha_report = jax.jit(asha_report)
+
+
+class ASHA(Scheduler):
+    """Asynchronous successive halving (Li et al. 2020) on rungs ``min_steps * eta^k``.
+
+    Args:
+      min_steps: steps of rung 0.
+      max_steps: steps of the top rung; rungs are ``min_steps eta^k <= max_steps``, the last one
+        set to ``max_steps``.
+      eta: reduction factor.
+      mode: ``"promotion"`` (Algorithm 2: trials pause at each rung and free slots promote the
+        best paused one, else start a new trial) or ``"stopping"`` (trials run on and stop at a
+        rung unless in its top ``1/eta``; the only mode for Python objectives).
+    """
+
+    name = "asha"
+
+    def __init__(self, min_steps: int, max_steps: int, *, eta: float = 3,
+                 mode: str = "promotion"):
+        self.max_steps, self.min_steps = _check_steps(max_steps, min_steps)
+        self.eta = check_eta(eta)
+        if mode not in ("promotion", "stopping"):
+            raise ValueError(f"mode must be 'promotion' or 'stopping', got {mode!r}")
+        self.mode = mode
+        self.python_ok = mode == "stopping"
+        k = 1
+        while self.min_steps * self.eta ** k <= self.max_steps * (1 + 1e-9):
+            k += 1
+        self.rungs = _rung_steps(self.min_steps, self.eta, k)
+        self.rungs[-1] = self.max_steps
+
+    def milestones(self):
+        return self.rungs
+
+    def start(self, max_trials, eval_every, space):
+        super().start(max_trials, eval_every, space)
+        self.state = asha_init(len(self.rungs), max_trials)
+        self.rung_of: dict[int, int] = {}
+
+    def next_job(self, key, new_id):
+        if self.mode == "stopping":
+            return self._new()
+        job, state = _asha_job(self.state, eta=self.eta)
+        if bool(job.promote):
+            self.state = state
+            k = int(job.rung)
+            t = int(job.trial)
+            self.rung_of[t] = k
+            return Job(t, self.rungs[k])
+        job = self._new()
+        if job is not None:
+            job = Job(-1, self.rungs[0])
+        return job
+
+    def report(self, trials, steps, values, xs):
+        out = []
+        for t, s, v in zip(trials, steps, values):
+            if s not in self.rungs:
+                out.append(STOPPED if not math.isfinite(v) else CONTINUE)
+                continue
+            k = self.rungs.index(s)
+            if self.mode == "stopping":
+                code, self.state = _asha_stop(self.state, k, t, np.float32(v), eta=self.eta)
+                out.append(DONE if k == len(self.rungs) - 1 else
+                           STOPPED if int(code) == STOP else CONTINUE)
+            else:
+                self.state = _asha_report(self.state, k, t, np.float32(v))
+                out.append(DONE if k == len(self.rungs) - 1 else
+                           STOPPED if not math.isfinite(v) else PAUSE)
+        return out
+
+
+class HyperBand(Scheduler):
+    """HyperBand (Li et al. 2018): successive-halving brackets ``s = s_max..0`` over and over.
+
+    Brackets are exactly :func:`hyperband_brackets` with ``R = max_steps / min_steps``; rung
+    resources become ``round(r_i * min_steps)`` steps. Rungs are synchronous within a bracket
+    (a rung's decision waits for all its trials), but several brackets run at once: a free slot
+    takes the first runnable job of the oldest bracket, or opens the next one.
+
+    Args:
+      min_steps, max_steps: the smallest and largest training budget per trial.
+      eta: reduction factor.
+    """
+
+    name = "hyperband"
+    python_ok = False
+
+    def __init__(self, min_steps: int, max_steps: int, *, eta: float = 3):
+        self.max_steps, self.min_steps = _check_steps(max_steps, min_steps)
+        self.eta = check_eta(eta)
+        self.brackets = hyperband_brackets(self.max_steps / self.min_steps, self.eta)
+
+    def milestones(self):
+        return sorted({max(self.min_steps, int(round(g.r * self.min_steps)))
+                       for b in self.brackets for g in b.rungs})
+
+    def start(self, max_trials, eval_every, space):
+        super().start(max_trials, eval_every, space)
+        self.live: list[dict] = []
+        self.opened = 0
+        self.where: dict[int, dict] = {}
+
+    def _open(self):
+        b = self.brackets[self.opened % len(self.brackets)]
+        self.opened += 1
+        rungs = [(g.n, max(self.min_steps, int(round(g.r * self.min_steps)))) for g in b.rungs]
+        rungs[-1] = (rungs[-1][0], self.max_steps)
+        n0 = min(rungs[0][0], self.max_trials - self.started)
+        br = {"s": b.s, "rungs": rungs, "i": 0, "to_start": n0, "queue": [], "members": [],
+              "results": {}}
+        self.live.append(br)
+        return br
+
+    def next_job(self, key, new_id):
+        for br in self.live:
+            steps = br["rungs"][br["i"]][1]
+            if br["queue"]:
+                return Job(br["queue"].pop(0), steps)
+            if br["i"] == 0 and br["to_start"] > 0:
+                br["to_start"] -= 1
+                br["members"].append(new_id)
+                self.where[new_id] = br
+                self.started += 1
+                return Job(-1, steps)
+        if self.started < self.max_trials:
+            self._open()
+            return self.next_job(key, new_id)
+        return None
+
+    def _rung_done(self, br):
+        i, members = br["i"], br["members"]
+        if i == len(br["rungs"]) - 1:
+            self.live.remove(br)
+            return
+        vals = np.array([br["results"][t] for t in members], np.float32)
+        keep = min(br["rungs"][i + 1][0], len(members))
+        codes = np.asarray(successive_halving_decision(vals, num_keep=keep, eta=self.eta))
+        up = [t for t, c in zip(members, codes) if c != STOP]
+        self._dropped += [t for t, c in zip(members, codes) if c == STOP]
+        br.update(i=i + 1, queue=list(up), members=list(up), results={})
+        if not up:
+            self.live.remove(br)
+
+    def report(self, trials, steps, values, xs):
+        out = []
+        for t, s, v in zip(trials, steps, values):
+            br = self.where[t]
+            if s < br["rungs"][br["i"]][1]:
+                out.append(CONTINUE)
+                continue
+            br["results"][t] = float(v)
+            out.append(DONE if br["i"] == len(br["rungs"]) - 1 else PAUSE)
+            if br["to_start"] == 0 and len(br["results"]) == len(br["members"]):
+                self._rung_done(br)
+        return out
+
+
+class BOHB(HyperBand):
+    """BOHB (Falkner et al. 2018): HyperBand whose new configurations come from TPE-style
+    densities fitted on the largest budget with enough observations (:func:`bohb_model_data`,
+    top 15%, random fraction 1/3, ``N_min = d + 1``), sampled with bandwidth factor 3 and
+    picked by the highest ``l(x) / g(x)`` among ``num_candidates`` draws.
+    """
+
+    name = "bohb"
+
+    def __init__(self, min_steps: int, max_steps: int, *, eta: float = 3,
+                 top_fraction: float = 0.15, random_fraction: float = 1 / 3,
+                 bandwidth_factor: float = 3.0, num_candidates: int = 64):
+        super().__init__(min_steps, max_steps, eta=eta)
+        self.top_fraction = check_fraction(top_fraction, "top_fraction", 0.0, 0.5)
+        self.random_fraction = check_fraction(random_fraction, "random_fraction", 0.0, 1.0,
+                                              low_open=False)
+        self.bandwidth_factor = float(bandwidth_factor)
+        self.num_candidates = check_int(num_candidates, "num_candidates", 1)
+
+    def start(self, max_trials, eval_every, space):
+        super().start(max_trials, eval_every, space)
+        from jaxhpo.strategies._parzen import parzen_spec
+        self.spec = parzen_spec(space)
+        budgets = sorted({r for br in self.brackets for r in
+                          [max(self.min_steps, int(round(g.r * self.min_steps))) for g in br.rungs]}
+                         | {self.max_steps})
+        self.budgets = budgets
+        self.obs = bohb_init(len(budgets), max_trials, space.dim)
+
+    def report(self, trials, steps, values, xs):
+        for t, s, v, x in zip(trials, steps, values, xs):
+            if s in self.budgets and s == self.where[t]["rungs"][self.where[t]["i"]][1]:
+                self.obs = bohb_observe(self.obs, self.budgets.index(s),
+                                        np.asarray(x, np.float32), np.float32(v))
+        return super().report(trials, steps, values, xs)
+
+    def propose(self, key, num_dims):
+        return np.asarray(_bohb_propose_jit(key, self.obs, spec=self.spec,
+                                        top_fraction=self.top_fraction,
+                                        random_fraction=self.random_fraction,
+                                        bandwidth_factor=self.bandwidth_factor,
+                                        num_candidates=self.num_candidates))
+
+
+def _bohb_propose(key, obs, *, spec, top_fraction, random_fraction, bandwidth_factor,
+                  num_candidates):
+    from jaxhpo.strategies._parzen import fit_parzen, log_pdf, sample, snap
+
+    k_coin, k_rand, k_samp = jax.random.split(key, 3)
+    data = bohb_model_data(k_coin, obs, top_fraction=top_fraction,
+                           random_fraction=random_fraction)
+    b = jnp.maximum(data.budget, 0)
+    x = obs.x[b]
+    good = fit_parzen(spec, x, data.good.astype(jnp.float32))
+    bad = fit_parzen(spec, x, data.bad.astype(jnp.float32))
+    cand = sample(k_samp, good, num_candidates, bandwidth_factor=bandwidth_factor)
+    score = log_pdf(good, cand) - log_pdf(bad, cand)
+    best = cand[jnp.argmax(score)]
+    rand = snap(spec, jax.random.uniform(k_rand, (x.shape[1],)))
+    return jnp.where(data.use_model, best, rand)
+
+
+_bohb_propose_jit = jax.jit(_bohb_propose, static_argnames=(
+    "spec", "top_fraction", "random_fraction", "bandwidth_factor", "num_candidates"))
+_pbt_exploit = jax.jit(pbt_exploit, static_argnames=("fraction",))
+
+
+class PBT(Scheduler):
+    """Population based training (Jaderberg et al. 2017) over the slots.
+
+    Every slot trains one member to ``max_steps``; every ``interval`` steps the bottom
+    ``fraction`` copy the weights and optimizer state of a random top member (truncation
+    selection) and explore by perturbing its hyperparameters (x0.8/x1.2, resampling with
+    ``resample_prob``); see :func:`pbt_exploit`, :func:`pbt_perturb`.
+    """
+
+    name = "pbt"
+    pbt = True
+    python_ok = False
+
+    def __init__(self, max_steps: int, interval: int, *, fraction: float = 0.25,
+                 resample_prob: float = 0.25):
+        super().__init__(max_steps)
+        self.interval = check_int(interval, "interval", 1)
+        self.fraction = check_fraction(fraction, "fraction", 0.0, 0.5)
+        self.resample_prob = check_fraction(resample_prob, "resample_prob", 0.0, 1.0,
+                                            low_open=False)
+
+    def default_eval_every(self):
+        return self.interval
+
+    def milestones(self):
+        return [self.interval, self.max_steps]
+
+    def exploit(self, key, values, x, space):
+        """``(src i32[P], exploit bool[P], x' f32[P, d])`` for one exploit/explore round."""
+        k_sel, k_exp = jax.random.split(key)
+        src, ex = _pbt_exploit(k_sel, np.asarray(values, np.float32), fraction=self.fraction)
+        src, ex = np.asarray(src), np.asarray(ex)
+        new = np.asarray(pbt_perturb(k_exp, np.asarray(x)[src], space,
+                                     resample_prob=self.resample_prob))
+        return src, ex, np.where(ex[:, None], new, np.asarray(x))
