@@ -1,0 +1,190 @@
+"""jaxhpo.tune: the slot engine (Trainer) and Python objectives with report/should_stop.
+
+Independent truths: HyperBand's bracket table (Li et al. 2018) fixes how many trials end at
+each fidelity and successive halving fixes which ones are promoted (the best of each rung by
+their recorded curve values); for curves ``f(x) + 1/step`` the rank at every rung is the rank
+of ``f``, so ASHA and median stopping must carry the best configuration to the full budget;
+a resumed run must equal an uninterrupted one.
+"""
+
+from collections import Counter
+
+import jax
+import numpy as np
+import pytest
+
+import jaxhpo
+from jaxhpo import Float, Space
+from jaxhpo import _tune
+from jaxhpo import schedulers as S
+from jaxhpo.strategies import random_search
+from jaxhpo.train import Trainer, mlp, synthetic_classification
+
+
+@pytest.fixture(scope="module")
+def setup():
+    space = Space({"learning_rate": Float(1e-3, 0.3, log=True), "init_scale": Float(0.5, 2.0)})
+    data = synthetic_classification(300, 8, 3, seed=1)
+    trainer = Trainer(mlp(3, max_width=16), data, space=space, max_batch_size=16)
+    return space, trainer
+
+
+def run(setup, scheduler, max_trials, pop=4, **kw):
+    space, trainer = setup
+    return jaxhpo.tune(trainer, space, random_search(space, 4), scheduler, max_trials=max_trials,
+                       population_size=pop, eval_every=10, metric="accuracy",
+                       direction="maximize", key=3, progress=False, **kw)
+
+
+def test_hyperband_slots_follow_the_bracket_table(setup):
+    # R = 9, eta = 3 (Li et al. 2018, Alg. 1): s=2: 9/1, 3/3, 1/9; s=1: 5/3, 1/9; s=0: 3/9.
+    # One full iteration = 17 trials; trials end at 10 steps: 6, at 30: 2 + 4, at 90: 1+1+3.
+    res = run(setup, S.HyperBand(10, 90, eta=3), 17)
+    fid = Counter(int(t.fidelity) for t in res.history)
+    assert fid == {10: 6, 30: 6, 90: 5}
+    assert Counter(t.status for t in res.history) == {"stopped": 12, "ok": 5}
+    # Successive halving keeps the best 3 of the first bracket's 9 by their value at step 10.
+    first = [t for t in res.history if t.number < 9]
+    at10 = np.array([res.curves[t.number][0] for t in first])
+    promoted = {t.number for t in first if t.fidelity > 10}
+    assert promoted == {first[i].number for i in np.argsort(-at10, kind="stable")[:3]}
+    # A promoted trial resumes its own weights: its curve continues from its rung-0 value.
+    for t in first:
+        assert len(res.curves[t.number]) == int(t.fidelity) // 10
+    assert 0 < res.utilization <= 1
+    assert res.best_trial.status == "ok" and "test_accuracy" in res.best_trial.metrics
+
+
+def test_park_and_unpark_restore_a_member_exactly(setup):
+    space, trainer = setup
+    r = _tune._SlotRun(trainer, space, random_search(space, 4), S.ASHA(10, 90), 4, 8, 10,
+                       "accuracy", -1.0, ["maximize"], jax.random.key(0), False)
+    r.t_start = 0.0
+    r.step()
+    before = jax.device_get(_tune._raw(r.state))
+    r._park([1])
+    t = int(r.slot[1])
+    r._unpark({3: t})
+    after = jax.device_get(_tune._raw(r.state))
+    jax.tree.map(lambda a, b: np.testing.assert_array_equal(a[1], b[3]), before, after)
+
+
+def test_pbt_copies_and_records_schedules(setup):
+    res = run(setup, S.PBT(60, 20, fraction=0.25), 8, pop=8)
+    assert res.utilization == 1.0
+    assert all(t.fidelity == 60 for t in res.history)
+    # ceil(0.25 * 8) = 2 members exploit at each of the 2 exploit rounds (steps 20 and 40).
+    assert len(res.schedules) == 8
+    copies = sum(len(s) - 1 for s in res.schedules.values())
+    assert 0 < copies <= 8
+    for lineage in res.schedules.values():
+        assert lineage[0]["copied_from"] is None and lineage[0]["step"] == 0
+
+
+def test_resume_after_a_crash_equals_an_uninterrupted_run(setup, tmp_path, monkeypatch):
+    sched = lambda: S.HyperBand(10, 90, eta=3)  # trials park, get promoted and get dropped
+    full = run(setup, sched(), 17)
+    path = tmp_path / "run.jsonl"
+    real = _tune._SlotRun.step
+    calls = {"n": 0}
+
+    def crashing(self):
+        calls["n"] += 1
+        if calls["n"] == int(0.6 * full.rounds):
+            raise KeyboardInterrupt("simulated crash")
+        return real(self)
+
+    monkeypatch.setattr(_tune._SlotRun, "step", crashing)
+    with pytest.raises(KeyboardInterrupt):
+        run(setup, sched(), 17, journal=path)
+    monkeypatch.setattr(_tune._SlotRun, "step", real)
+    partial = [line for line in path.read_text().splitlines() if '"trial"' in line]
+    assert 0 < len(partial) < len(full.history), (len(partial), full.rounds)
+    resumed = run(setup, sched(), 17, journal=path, resume=True)
+    assert [t.number for t in resumed.history] == [t.number for t in full.history]
+    for a, b in zip(resumed.history, full.history):
+        assert a.status == b.status and a.fidelity == b.fidelity
+        np.testing.assert_allclose(a.values, b.values, rtol=1e-6)
+    lines = [line for line in path.read_text().splitlines() if '"trial"' in line]
+    assert len(lines) == len(full.history)  # nothing lost, nothing recorded twice
+
+
+# ---------------------------------------------------------------------------- Python objectives
+SPACE = Space({"a": Float(0.0, 1.0), "b": Float(0.0, 1.0)})
+
+
+def curve_objective(params, trial):
+    f = (params["a"] - 0.3) ** 2 + (params["b"] - 0.6) ** 2
+    for s in range(10, 91, 10):
+        trial.report(s, f + 1.0 / s)
+        if trial.should_stop():
+            raise jaxhpo.StopTrial()
+    return f + 1.0 / 90
+
+
+@pytest.mark.parametrize("workers", [1, 3])
+@pytest.mark.parametrize("make", [lambda: S.ASHA(10, 90, mode="stopping"),
+                                  lambda: S.MedianStopping(90, grace_period=1)])
+def test_python_schedulers_keep_the_best_configuration(make, workers):
+    res = jaxhpo.tune(curve_objective, SPACE, random_search(SPACE, 4), make(), max_trials=40,
+                      eval_every=10, workers=workers, key=0)
+    assert len(res.history) == 40
+    f = [(t.params["a"] - 0.3) ** 2 + (t.params["b"] - 0.6) ** 2 for t in res.history]
+    best = res.history[int(np.argmin(f))]
+    assert best.status == "ok" and best.fidelity == 90
+    assert res.best_value == pytest.approx(min(f) + 1.0 / 90)
+    stopped = [t for t in res.history if t.status == "stopped"]
+    assert len(stopped) >= 10  # the schedulers did stop the poor configurations early
+    assert sum(t.fidelity for t in res.history) < 0.75 * 40 * 90
+
+
+def test_python_failures_and_divergence_are_recorded():
+    def fn(params, trial):
+        if params["a"] < 0.2:
+            raise RuntimeError("boom")
+        trial.report(10, float("nan") if params["a"] > 0.8 else params["a"])
+        return float("nan") if params["a"] > 0.8 else params["a"]
+
+    res = jaxhpo.tune(fn, SPACE, random_search(SPACE, 8), S.Scheduler(10), max_trials=24,
+                      eval_every=10, key=1)
+    st = Counter(t.status for t in res.history)
+    assert st["failed"] > 0 and st["diverged"] > 0 and st["ok"] > 0
+    assert all("boom" in t.error for t in res.history if t.status == "failed")
+    assert 0.2 <= res.best_value <= 0.8
+
+
+def test_python_resume_reuses_completed_trials(tmp_path):
+    calls = []
+
+    def fn(params, trial):
+        calls.append(params["a"])
+        trial.report(10, params["a"])
+        return params["a"]
+
+    path = tmp_path / "py.jsonl"
+    kw = dict(max_trials=12, eval_every=10, key=2, journal=path)
+    first = jaxhpo.tune(fn, SPACE, random_search(SPACE, 4), S.Scheduler(10), **kw)
+    n = len(calls)
+    again = jaxhpo.tune(fn, SPACE, random_search(SPACE, 4), S.Scheduler(10), resume=True, **kw)
+    assert len(calls) == n  # nothing re-run
+    assert [t.values for t in again.history] == [t.values for t in first.history]
+
+
+def test_errors_name_the_argument(setup):
+    space, trainer = setup
+    strat = random_search(space, 4)
+    with pytest.raises(ValueError, match="pauses and resumes"):
+        jaxhpo.tune(curve_objective, SPACE, random_search(SPACE, 4), S.HyperBand(10, 90),
+                    max_trials=4)
+    with pytest.raises(ValueError, match="max_trials"):
+        jaxhpo.tune(trainer, space, strat, S.ASHA(10, 90), max_trials=0)
+    with pytest.raises(TypeError, match="scheduler"):
+        jaxhpo.tune(trainer, space, strat, "asha", max_trials=4)
+    with pytest.raises(ValueError, match="PBT"):
+        jaxhpo.tune(trainer, space, strat, S.PBT(60, 20), max_trials=4, population_size=8)
+    with pytest.raises(ValueError, match="eval_every"):
+        jaxhpo.tune(trainer, space, strat, S.ASHA(10, 90), max_trials=4, eval_every=7)
+    with pytest.raises(ValueError, match="min_steps"):
+        S.ASHA(100, 10)
+    with pytest.raises(ValueError, match="mode"):
+        S.ASHA(10, 90, mode="sync")
