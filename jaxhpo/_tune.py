@@ -190,8 +190,9 @@ def tune(objective, space: Space, strategy: Strategy, scheduler, *, max_trials: 
       workers: threads running Python trials at once.
       progress: rich progress bar (TTY only).
       test_split: evaluate finished trials on the test split too (Trainer).
-      time_budget: seconds after which no new job starts; trials still running are recorded
-        as stopped (``None``: run until ``max_trials`` have ended).
+      time_budget: seconds after which no new round (Trainer; at least one runs) or trial
+        (Python) starts; unfinished trials are recorded as stopped (``None``: run until
+        ``max_trials`` have ended).
 
     Returns:
       a :class:`TuneResult`.
@@ -513,7 +514,8 @@ class _SlotRun:
         bar = _Progress(progress, self.max_trials, len(done))
         try:
             while True:
-                if time_budget is not None and time.time() - self.t_start > time_budget:
+                if time_budget is not None and self.round > 0 and \
+                        time.time() - self.t_start > time_budget:
                     self.slot[:] = -1  # running trials end as stopped (below)
                     self.scheduler.max_trials = 0
                     break

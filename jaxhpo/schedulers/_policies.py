@@ -107,19 +107,37 @@ class Scheduler:
 
 
 class _CurveBuffer:
-    """Per-trial learning curves on the common report grid (every ``eval_every`` steps)."""
+    """Per-trial learning curves on the common report grid (every ``eval_every`` steps).
+
+    Rows grow by doubling as trials arrive (from 64), so the jitted rules see a handful of
+    shapes, not ``max_trials`` rows from the start.
+    """
 
     def __init__(self, max_trials, max_steps, eval_every):
-        self.n, self.s = max_trials, max_steps // eval_every
+        self.n, self.s = min(64, max_trials), max_steps // eval_every
         self.curves = np.full((self.n, self.s), np.nan, np.float32)
         self.mask = np.zeros((self.n, self.s), bool)
         self.eval_every = eval_every
 
     def add(self, trial, step, value):
+        while trial >= self.n:
+            self.curves = np.concatenate([self.curves, np.full_like(self.curves, np.nan)])
+            self.mask = np.concatenate([self.mask, np.zeros_like(self.mask)])
+            self.n *= 2
         j = step // self.eval_every - 1
-        if 0 <= trial < self.n and 0 <= j < self.s:
+        if 0 <= j < self.s:
             self.curves[trial, j] = value
             self.mask[trial, j] = True
+
+
+def _grow(tree, axis: int, fill: dict):
+    """Double a fixed-capacity buffer along ``axis``; ``fill`` gives each field's empty value."""
+    def pad(name, a):
+        a = np.asarray(a)
+        shape = list(a.shape)
+        shape[axis] = a.shape[axis]
+        return jnp.asarray(np.concatenate([a, np.full(shape, fill[name], a.dtype)], axis))
+    return tree.replace(**{k: pad(k, getattr(tree, k)) for k in fill})
 
 
 _median = jax.jit(median_stopping, static_argnames=("grace_period", "min_trials"))
@@ -146,6 +164,7 @@ class MedianStopping(Scheduler):
         self.buf = _CurveBuffer(max_trials, self.max_steps, eval_every)
 
     def _decide(self, active):
+        active = np.concatenate([active, np.zeros(self.buf.n - active.size, bool)])
         return np.asarray(_median(self.buf.curves, self.buf.mask, active,
                                   grace_period=self.grace_period, min_trials=self.min_trials))
 
@@ -153,7 +172,7 @@ class MedianStopping(Scheduler):
         for t, s, v in zip(trials, steps, values):
             self.buf.add(t, s, v)
         active = np.zeros(self.buf.n, bool)
-        active[[t for t in trials if t < self.buf.n]] = True
+        active[trials] = True
         codes = self._decide(active)
         return [DONE if s >= self.max_steps else STOPPED if codes[t] == STOP else CONTINUE
                 for t, s in zip(trials, steps)]
@@ -204,6 +223,8 @@ def _rung_steps(min_steps, eta, num_rungs):
     return [int(round(min_steps * eta ** k)) for k in range(num_rungs)]
 
 
+_bohb_observe = jax.jit(bohb_observe)
+_sh_decision = jax.jit(successive_halving_decision, static_argnames=("eta",))
 _asha_stop = jax.jit(asha_stop_decision, static_argnames=("eta",))
 _asha_job = jax.jit(asha_get_job, static_argnames=("eta",))
 _asha_report = jax.jit(asha_report)
@@ -243,8 +264,11 @@ class ASHA(Scheduler):
 
     def start(self, max_trials, eval_every, space):
         super().start(max_trials, eval_every, space)
-        self.state = asha_init(len(self.rungs), max_trials)
-        self.rung_of: dict[int, int] = {}
+        self.state = asha_init(len(self.rungs), min(64, max_trials))
+
+    def _room(self, k):
+        if int(self.state.count[k]) >= self.state.trial.shape[1]:
+            self.state = _grow(self.state, 1, {"trial": -1, "value": np.inf, "promoted": False})
 
     def next_job(self, key, new_id):
         if self.mode == "stopping":
@@ -253,9 +277,7 @@ class ASHA(Scheduler):
         if bool(job.promote):
             self.state = state
             k = int(job.rung)
-            t = int(job.trial)
-            self.rung_of[t] = k
-            return Job(t, self.rungs[k])
+            return Job(int(job.trial), self.rungs[k])
         job = self._new()
         if job is not None:
             job = Job(-1, self.rungs[0])
@@ -268,6 +290,7 @@ class ASHA(Scheduler):
                 out.append(STOPPED if not math.isfinite(v) else CONTINUE)
                 continue
             k = self.rungs.index(s)
+            self._room(k)
             if self.mode == "stopping":
                 code, self.state = _asha_stop(self.state, k, t, np.float32(v), eta=self.eta)
                 out.append(DONE if k == len(self.rungs) - 1 else
@@ -344,7 +367,11 @@ class HyperBand(Scheduler):
             return
         vals = np.array([br["results"][t] for t in members], np.float32)
         keep = min(br["rungs"][i + 1][0], len(members))
-        codes = np.asarray(successive_halving_decision(vals, num_keep=keep, eta=self.eta))
+        cap = 1 << (len(vals) - 1).bit_length()  # pad: one compiled shape per power of two
+        padded = np.full(cap, np.inf, np.float32)
+        padded[:len(vals)] = vals
+        codes = np.asarray(_sh_decision(padded, np.arange(cap) < len(vals), num_keep=keep,
+                                        eta=self.eta))[:len(vals)]
         up = [t for t, c in zip(members, codes) if c != STOP]
         self._dropped += [t for t, c in zip(members, codes) if c == STOP]
         br.update(i=i + 1, queue=list(up), members=list(up), results={})
@@ -392,12 +419,15 @@ class BOHB(HyperBand):
                           [max(self.min_steps, int(round(g.r * self.min_steps))) for g in br.rungs]}
                          | {self.max_steps})
         self.budgets = budgets
-        self.obs = bohb_init(len(budgets), max_trials, space.dim)
+        self.obs = bohb_init(len(budgets), min(64, max_trials), space.dim)
 
     def report(self, trials, steps, values, xs):
         for t, s, v, x in zip(trials, steps, values, xs):
             if s in self.budgets and s == self.where[t]["rungs"][self.where[t]["i"]][1]:
-                self.obs = bohb_observe(self.obs, self.budgets.index(s),
+                b = self.budgets.index(s)
+                if int(self.obs.count[b]) >= self.obs.value.shape[1]:
+                    self.obs = _grow(self.obs, 1, {"x": 0.0, "value": np.inf})
+                self.obs = _bohb_observe(self.obs, self.budgets.index(s),
                                         np.asarray(x, np.float32), np.float32(v))
         return super().report(trials, steps, values, xs)
 
