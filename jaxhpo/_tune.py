@@ -15,8 +15,10 @@ Two ways to run, one function:
   ASHA (stopping mode) is then genuinely asynchronous: every report is decided on arrival.
 
 The search strategy sees whole batches: a batch of ``strategy.population_size`` configurations
-is asked when the queue is empty and told, in order, once all of its trials have ended, with each
-trial's last reported value (a stopped trial's value at the step it stopped).
+is asked when the queue is empty and told, in order, once every one of its trials has left its
+slot for the first time (stopped, paused at a rung, or done), with the value it had then: a
+model-based strategy learns from low-fidelity results, as ASHA+BO systems do, instead of
+waiting for trials that may never be promoted.
 
 Journal (``journal=path``): every ended trial is appended to a JSON Lines file, and the whole run
 state (slots' weights, parked trials, scheduler, strategy, bookkeeping) is checkpointed to
@@ -366,7 +368,9 @@ class _SlotRun:
         k_job, k_init, k_prop = jax.random.split(key, 3)
         fresh = np.zeros(self.size, bool)
         moves = {}
-        for j, i in enumerate(np.flatnonzero(self.slot < 0)):
+        free = np.flatnonzero(self.slot < 0)
+        self.scheduler.prepare(len(free))
+        for j, i in enumerate(free):
             job = self.scheduler.next_job(jax.random.fold_in(k_job, j), self.next_id)
             if job is None:
                 break
@@ -399,9 +403,15 @@ class _SlotRun:
         m = {f"val_{self.metric}": value if value is not None else math.nan, **metrics}
         tr = _trial(self.space, t, info, m, value, status, info["steps"], self.sign)
         done_list.append((tr, [float(v) for v in curve]))
-        if info["gen"] >= 0:
-            self.proposer.result(info["gen"], info["member"],
-                                 math.nan if value is None else self.sign * value)
+        self._tell(info)
+
+    def _tell(self, info):
+        """Give the strategy a trial's value the first time it leaves its slot (stopped,
+        paused at a rung or done): model-based strategies then learn from every rung."""
+        if info["gen"] >= 0 and not info.get("told"):
+            info["told"] = True
+            v = info["curve"][-1] if info["curve"] else math.nan
+            self.proposer.result(info["gen"], info["member"], self.sign * v)
 
     def step(self):
         key = jax.random.fold_in(self.k_run, self.round)
@@ -444,6 +454,8 @@ class _SlotRun:
         paused = [i for i, a in zip(active, actions) if a == P.PAUSE]
         if paused:
             self._park(paused)
+            for i in paused:
+                self._tell(self.trials[int(self.slot[i])])
         for t in self.scheduler.take_dropped():
             self.parked.pop(t, None)
             self._end(t, STOPPED, {}, ended)

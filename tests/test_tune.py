@@ -188,3 +188,29 @@ def test_errors_name_the_argument(setup):
         S.ASHA(100, 10)
     with pytest.raises(ValueError, match="mode"):
         S.ASHA(10, 90, mode="sync")
+
+
+def test_asha_batched_jobs_match_algorithm_2_one_at_a_time():
+    """prepare(n) + next_job hands out exactly what n sequential get_job calls would."""
+    from jaxhpo.schedulers import asha_get_job
+
+    rng = np.random.default_rng(0)
+    sched = S.ASHA(10, 90, eta=3)
+    sched.start(1000, 10, SPACE)
+    for t in range(40):  # 40 trials reported at rung 0, 9 of those at rung 1
+        sched.report([t], [10], [float(rng.normal())], [None])
+    for t in range(9):
+        sched.report([t], [30], [float(rng.normal())], [None])
+    ref = sched.state
+    expect = []
+    for _ in range(20):  # 3 promotions from rung 1, 13 from rung 0, then new trials
+        job, ref = asha_get_job(ref, 3)
+        expect.append((int(job.trial), int(job.rung)) if bool(job.promote) else None)
+    sched.prepare(20)
+    got = []
+    for j in range(20):
+        job = sched.next_job(None, 1000 + j)
+        got.append(None if job.trial < 0 else (job.trial, sched.rungs.index(job.target)))
+    assert got == expect
+    assert sum(g is not None for g in got) == 16 and got[-1] is None
+    np.testing.assert_array_equal(np.asarray(sched.state.promoted), np.asarray(ref.promoted))

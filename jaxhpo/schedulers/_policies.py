@@ -30,7 +30,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from jaxhpo.schedulers._asha import asha_get_job, asha_init, asha_report, asha_stop_decision
+from jaxhpo.schedulers._asha import asha_get_jobs, asha_init, asha_report, asha_stop_decision
 from jaxhpo.schedulers._bohb import bohb_init, bohb_model_data, bohb_observe
 from jaxhpo.schedulers._common import STOP, check_eta, check_fraction, check_int
 from jaxhpo.schedulers._curves import curve_extrapolation_stopping
@@ -97,6 +97,9 @@ class Scheduler:
 
     def report(self, trials, steps, values, xs) -> list[int]:
         return [DONE if s >= self.max_steps else CONTINUE for s in steps]
+
+    def prepare(self, num_free: int) -> None:
+        """Called before the free slots of a round ask for jobs (lets a scheduler batch)."""
 
     def take_dropped(self) -> list[int]:
         out, self._dropped = self._dropped, []
@@ -224,10 +227,27 @@ def _rung_steps(min_steps, eta, num_rungs):
 
 
 _bohb_observe = jax.jit(bohb_observe)
+def _asha_report_many(state, rungs, trials, values, mask):
+    """``asha_report`` for a batch (rows with ``mask`` False are skipped)."""
+    def one(st, a):
+        k, t, v, m = a
+        new = asha_report(st, k, t, v)
+        return jax.tree.map(lambda x, y: jnp.where(m, x, y), new, st), None
+    return jax.lax.scan(one, state, (rungs, trials, values, mask))[0]
+
+
+def _asha_stop_many(state, rungs, trials, values, mask, eta):
+    def one(st, a):
+        k, t, v, m = a
+        code, new = asha_stop_decision(st, k, t, v, eta)
+        return jax.tree.map(lambda x, y: jnp.where(m, x, y), new, st), code
+    return jax.lax.scan(one, state, (rungs, trials, values, mask))
+
+
+_asha_report_jit = jax.jit(_asha_report_many)
+_asha_stop_jit = jax.jit(_asha_stop_many, static_argnames=("eta",))
+_asha_jobs = jax.jit(asha_get_jobs, static_argnames=("num_jobs", "eta"))
 _sh_decision = jax.jit(successive_halving_decision, static_argnames=("eta",))
-_asha_stop = jax.jit(asha_stop_decision, static_argnames=("eta",))
-_asha_job = jax.jit(asha_get_job, static_argnames=("eta",))
-_asha_report = jax.jit(asha_report)
 
 
 class ASHA(Scheduler):
@@ -266,39 +286,64 @@ class ASHA(Scheduler):
         super().start(max_trials, eval_every, space)
         self.state = asha_init(len(self.rungs), min(64, max_trials))
 
-    def _room(self, k):
-        if int(self.state.count[k]) >= self.state.trial.shape[1]:
+    def _room(self, need: np.ndarray):
+        """Grow the rungs' capacity until ``need[k]`` more reports fit in every rung ``k``."""
+        while np.any(np.asarray(self.state.count) + need > self.state.trial.shape[1]):
             self.state = _grow(self.state, 1, {"trial": -1, "value": np.inf, "promoted": False})
 
+    def prepare(self, num_free: int) -> None:
+        """Compute the jobs for ``num_free`` free slots in one jitted call (Algorithm 2's
+        ``get_job`` repeated; promotions come first, then new trials)."""
+        self._queue = []
+        if self.mode == "stopping" or num_free == 0:
+            return
+        n = 1 << (num_free - 1).bit_length()  # one compiled size per power of two
+        jobs, state = _asha_jobs(self.state, num_jobs=n, eta=self.eta)
+        promote, trial, rung = (np.asarray(a) for a in jobs)
+        # Only the first num_free jobs are handed out: keep their promotions, undo the rest.
+        used = np.zeros(self.state.promoted.shape, bool)
+        for p, t, k in zip(promote[:num_free], trial[:num_free], rung[:num_free]):
+            if p:
+                j = int(np.flatnonzero(np.asarray(self.state.trial[k - 1]) == t)[0])
+                used[k - 1, j] = True
+                self._queue.append(Job(int(t), self.rungs[int(k)]))
+        self.state = self.state.replace(promoted=jnp.asarray(np.asarray(self.state.promoted)
+                                                             | used))
+
     def next_job(self, key, new_id):
-        if self.mode == "stopping":
-            return self._new()
-        job, state = _asha_job(self.state, eta=self.eta)
-        if bool(job.promote):
-            self.state = state
-            k = int(job.rung)
-            return Job(int(job.trial), self.rungs[k])
+        if self.mode == "promotion" and getattr(self, "_queue", None):
+            return self._queue.pop(0)
         job = self._new()
-        if job is not None:
+        if job is not None and self.mode == "promotion":
             job = Job(-1, self.rungs[0])
         return job
 
     def report(self, trials, steps, values, xs):
-        out = []
-        for t, s, v in zip(trials, steps, values):
-            if s not in self.rungs:
-                out.append(STOPPED if not math.isfinite(v) else CONTINUE)
-                continue
-            k = self.rungs.index(s)
-            self._room(k)
-            if self.mode == "stopping":
-                code, self.state = _asha_stop(self.state, k, t, np.float32(v), eta=self.eta)
-                out.append(DONE if k == len(self.rungs) - 1 else
-                           STOPPED if int(code) == STOP else CONTINUE)
-            else:
-                self.state = _asha_report(self.state, k, t, np.float32(v))
-                out.append(DONE if k == len(self.rungs) - 1 else
-                           STOPPED if not math.isfinite(v) else PAUSE)
+        out = [STOPPED if not math.isfinite(v) else CONTINUE for v in values]
+        at = [i for i, s in enumerate(steps) if s in self.rungs]
+        if not at:
+            return out
+        self._room(np.bincount([self.rungs.index(steps[i]) for i in at],
+                               minlength=len(self.rungs)))
+        n = 1 << (len(at) - 1).bit_length()
+        ks = np.zeros(n, np.int32)
+        ts = np.zeros(n, np.int32)
+        vs = np.zeros(n, np.float32)
+        ks[:len(at)] = [self.rungs.index(steps[i]) for i in at]
+        ts[:len(at)] = [trials[i] for i in at]
+        vs[:len(at)] = [values[i] for i in at]
+        mask = np.arange(n) < len(at)
+        top = len(self.rungs) - 1
+        if self.mode == "stopping":
+            self.state, codes = _asha_stop_jit(self.state, ks, ts, vs, mask, eta=self.eta)
+            codes = np.asarray(codes)
+            for j, i in enumerate(at):
+                out[i] = DONE if ks[j] == top else STOPPED if codes[j] == STOP else CONTINUE
+        else:
+            self.state = _asha_report_jit(self.state, ks, ts, vs, mask)
+            for j, i in enumerate(at):
+                out[i] = DONE if ks[j] == top else \
+                    STOPPED if not math.isfinite(values[i]) else PAUSE
         return out
 
 
