@@ -9,6 +9,8 @@ Public API (everything else is private and may change):
 * the trial record :class:`History` / :class:`Trial`;
 * test functions with known optima in :mod:`jaxhpo.functions`;
 * population training of Flax models under ``vmap`` in :mod:`jaxhpo.train`;
+* hypergradients through unrolled training and gradient-based tuning in
+  :mod:`jaxhpo.hypergrad`;
 * scheduler decision rules (median stopping, curve extrapolation, HyperBand, ASHA, PBT) in
   :mod:`jaxhpo.schedulers`;
 * Pareto utilities :func:`pareto_front`, :func:`hypervolume`.
@@ -30,8 +32,8 @@ __all__ = [
 
 
 def __getattr__(name):
-    # jaxhpo.functions, .train and .schedulers are imported lazily so `import jaxhpo` stays light.
-    if name in ("functions", "schedulers", "train"):
+    # jaxhpo.functions, .train, .schedulers and .hypergrad are imported lazily so `import jaxhpo` stays light.
+    if name in ("functions", "hypergrad", "schedulers", "train"):
         import importlib
 
         return importlib.import_module(f"jaxhpo.{name}")
