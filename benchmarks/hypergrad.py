@@ -11,8 +11,9 @@ total number of training steps ``trials * steps``:
 * ``hypergrad``: ``members`` tuners from quasi-random start points, ``rounds`` rounds of
   ``trials * steps / (members * rounds)`` steps, a hypergradient step (Adam on log lr, log wd)
   after each round, weights kept (``jaxhpo.hypergrad.tune``);
-* ``hypergrad+pbt``: the same with PBT exploit after every round (the worst quarter copies the
-  best quarter's weights and hyperparameters).
+* ``hypergrad+pbt``: the same with PBT every second round: the worst quarter (by validation
+  loss) copies the best quarter's weights, hyperparameters and hyper-optimizer state, and
+  perturbs the copied hyperparameters (``pbt_perturb``: x0.8 / x1.2, resample with p = 0.25).
 
 Each method reports the validation accuracy of its best model (the one the method would pick)
 and that model's test accuracy, median over seeds, plus wall time (a hypergradient step costs
@@ -79,7 +80,7 @@ def hypergrad(trainer, seed, members, rounds, round_steps, pbt, hyper_lr):
     x0, _ = qr.ask(jax.random.key(seed), qr.init(jax.random.key(seed)))
     res = tune(trainer, jax.random.key(seed + 1000), x0, rounds=rounds,
                steps_per_round=round_steps, optimizer=optax.adam(hyper_lr),
-               exploit_every=1 if pbt else 0)
+               exploit_every=2 if pbt else 0, explore=pbt)
     b = res.best
     return {"best_val": float(res.final["val_accuracy"][b]),
             "test_of_best": float(res.final["test_accuracy"][b]), "params": res.best_params,
