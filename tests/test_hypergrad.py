@@ -9,7 +9,6 @@ import numpy as np
 import optax
 import pytest
 
-import jaxhpo
 from jaxhpo import Categorical, Float, Space
 from jaxhpo.hypergrad import (hyper_descent, hypergradient, population_hypergradient,
                               trainer_hypergradient, trainer_params, tune, unconstrained)

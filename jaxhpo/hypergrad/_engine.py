@@ -26,9 +26,9 @@ import jax.numpy as jnp
 import numpy as np
 import optax
 
-from jaxhpo.hypergrad._descent import DescentState, hyper_descent
+from jaxhpo.hypergrad._descent import hyper_descent
 from jaxhpo.hypergrad._params import Unconstrained, unconstrained
-from jaxhpo.hypergrad._unroll import HyperGradient, hypergradient
+from jaxhpo.hypergrad._unroll import hypergradient
 from jaxhpo.schedulers import pbt_exploit, pbt_perturb
 from jaxhpo.train import Population, Trainer
 from jaxhpo.train._trainer import ALIASES
