@@ -9,6 +9,8 @@ Public API (everything else is private and may change):
 * the trial record :class:`History` / :class:`Trial`;
 * test functions with known optima in :mod:`jaxhpo.functions`;
 * population training of Flax models under ``vmap`` in :mod:`jaxhpo.train`;
+* hypergradients through unrolled training and gradient-based tuning in
+  :mod:`jaxhpo.hypergrad`;
 * scheduler decision rules (median stopping, curve extrapolation, HyperBand, ASHA, BOHB, PBT)
   and the schedulers built on them in :mod:`jaxhpo.schedulers`;
 * :func:`tune` (multi-fidelity runs with a scheduler: vmapped slots refilled as trials stop, or
@@ -33,12 +35,12 @@ __all__ = [
 
 
 def __getattr__(name):
-    # jaxhpo.functions, .train and .schedulers are imported lazily so `import jaxhpo` stays light.
+    # Submodules and tune are imported lazily so `import jaxhpo` stays light.
     if name in ("tune", "TuneResult", "StopTrial", "TrialHandle"):
         from jaxhpo import _tune
 
         return getattr(_tune, name)
-    if name in ("functions", "schedulers", "train"):
+    if name in ("functions", "hypergrad", "schedulers", "train"):
         import importlib
 
         return importlib.import_module(f"jaxhpo.{name}")

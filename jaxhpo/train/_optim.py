@@ -106,7 +106,7 @@ def _population_optimizer(learning_rate, optimizer, momentum, b1, b2, eps, weigh
         bc1 = _sel(is_adam, 1.0 - b1**t, 1.0)
         bc2 = _sel(is_adam, 1.0 - b2**t, 1.0)
         first = jax.tree.map(lambda m, g_: _sel(_either(is_adam, is_mom), m / bc1, g_), mu, g)
-        d = jax.tree.map(lambda f, v: _sel(uses_nu, f / (jnp.sqrt(v / bc2) + eps), f), first, nu)
+        d = jax.tree.map(lambda f, v: _sel(uses_nu, f / (_sqrt(v / bc2) + eps), f), first, nu)
         if is_adamw is not False:
             d = jax.tree.map(lambda d_, p: d_ + _sel(is_adamw, weight_decay, 0.0) * p, d, params)
         lr = learning_rate * lr_multiplier(count - 1, warmup_steps, schedule, decay_steps)
@@ -121,6 +121,13 @@ def make_population_optimizer(kinds=tuple(range(len(OPTIMIZERS))), clip: bool = 
     kinds = tuple(sorted(set(int(k) for k in kinds)))
     return optax.inject_hyperparams(
         functools.partial(_population_optimizer, kinds=kinds, clip=bool(clip)))
+
+
+def _sqrt(v):
+    """``sqrt(v)`` for ``v >= 0`` whose derivative is 0 (not ``inf * 0 = NaN``) where ``v = 0``,
+    so hypergradients through the update stay finite (jaxhpo.hypergrad); same values."""
+    pos = v > 0
+    return jnp.where(pos, jnp.sqrt(jnp.where(pos, v, 1.0)), 0.0)
 
 
 def tree_norm(tree) -> jax.Array:

@@ -275,6 +275,17 @@ class Trainer:
             hyper[k] = jnp.asarray(v, hyper[k].dtype)
         return state.replace(opt_state=state.opt_state._replace(hyperparams=hyper))
 
+    def step(self, state: MemberState, hp, data=None) -> tuple[MemberState, jax.Array]:
+        """One optimizer step with hyperparameters ``hp``; returns ``(state, train_loss)``.
+
+        Differentiable in the continuous values of ``hp`` (the optimizer hyperparameters are
+        written into the state first, as in :meth:`train`), so :mod:`jaxhpo.hypergrad` can
+        unroll it. ``data`` is ``(x_train, y_train, ...)`` (default: the dataset).
+        """
+        h = self.hparams(hp)
+        x_tr, y_tr = (data if data is not None else self.device_data())[:2]
+        return self._step(self._with_opt_hparams(state, h), h, x_tr, y_tr)
+
     def train(self, state: MemberState, hp, steps: int, data=None, *,
               eval_every: int | None = None):
         """Train ``steps`` optimizer steps under ``lax.scan``.
