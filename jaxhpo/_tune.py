@@ -33,7 +33,6 @@ import os
 import pickle
 import threading
 import time
-from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from typing import Any
@@ -283,7 +282,7 @@ def _open_journal(journal, resume, header):
     return jr, done
 
 
-def _trial(space, number, info, metrics, value, status, fidelity, sign):
+def _trial(space, number, info, metrics, value, status, fidelity):
     params = space.to_params(info["x"])
     v = None if value is None else float(value)
     if v is not None and not math.isfinite(v):
@@ -326,7 +325,7 @@ class _SlotRun:
         self.trials: dict[int, dict] = {}
         self.parked: dict[int, Any] = {}
         self.round = self.next_id = self.busy = 0
-        self.trace, self.history_rows = [], []
+        self.trace = []
         self.best = math.inf
         self.pbt_events: list = []
         self.pbt_x0 = None
@@ -401,7 +400,7 @@ class _SlotRun:
         curve = info["curve"]
         value = curve[-1] if curve else None
         m = {f"val_{self.metric}": value if value is not None else math.nan, **metrics}
-        tr = _trial(self.space, t, info, m, value, status, info["steps"], self.sign)
+        tr = _trial(self.space, t, info, m, value, status, info["steps"])
         done_list.append((tr, [float(v) for v in curve]))
         self._tell(info)
 
@@ -695,7 +694,7 @@ def _run_python(fn, space, strategy, scheduler, max_trials, eval_every, metric, 
             steps = h.reports[-1][0] if h.reports else 0
             with run.lock:
                 tr = _trial(space, n, info, {metric: value if value is not None else math.nan},
-                            value if status != FAILED else None, status, steps, sign)
+                            value if status != FAILED else None, status, steps)
                 tr.error = error
                 c = [[s_, v] for s_, v in h.reports]
                 record(tr, c)
