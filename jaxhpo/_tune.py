@@ -318,7 +318,7 @@ class _SlotRun:
         self.pop = Population(trainer, size)
         k_strat, self.k_pop, self.k_run = jax.random.split(key, 3)
         self.proposer = _Proposer(strategy, k_strat)
-        scheduler.start(max_trials, eval_every, space)
+        scheduler.start(max_trials, eval_every, space, size)
         d = space.dim
         self.slot = np.full(size, -1, np.int64)
         self.x = np.full((size, d), 0.5, np.float32)
@@ -625,7 +625,7 @@ def _run_python(fn, space, strategy, scheduler, max_trials, eval_every, metric, 
     by_slot = {(tr.generation, tr.member): (tr, c) for tr, c in prior.values()}
     k_strat, k_run = jax.random.split(key)
     proposer = _Proposer(strategy, k_strat)
-    scheduler.start(max_trials, eval_every, space)
+    scheduler.start(max_trials, eval_every, space, workers)
     run = _PythonRun(scheduler, sign, proposer)
     history = History([metric], dirs)
     curves, trace = {}, []

@@ -10,7 +10,8 @@ pickles into the run's checkpoint.
 
 Protocol (all steps are optimizer steps; values are minimized, NaN = diverged):
 
-* ``start(max_trials, eval_every, space)``: once, before the first job.
+* ``start(max_trials, eval_every, space, slots)``: once, before the first job.
+* ``prepare(num_free)``: before a round's free slots ask for jobs (lets a scheduler batch).
 * ``next_job(key, new_id) -> Job | None``: work for one free slot (a new trial it starts gets
   the id ``new_id``); ``None`` when there is none now.
 * ``report(trials, steps, values, xs) -> list[action]``: one entry per running trial after a
@@ -72,8 +73,9 @@ class Scheduler:
     def default_eval_every(self) -> int:
         return self.min_steps or max(1, self.max_steps // 10)
 
-    def start(self, max_trials: int, eval_every: int, space) -> None:
-        self.max_trials, self.eval_every = max_trials, eval_every
+    def start(self, max_trials: int, eval_every: int, space, slots: int = 1) -> None:
+        """Called once before the first job; ``slots`` = trials that may run at once."""
+        self.max_trials, self.eval_every, self.slots = max_trials, eval_every, slots
         self.started = 0
         self._dropped: list[int] = []
         for s in self.milestones():
@@ -162,8 +164,8 @@ class MedianStopping(Scheduler):
         self.grace_period = check_int(grace_period, "grace_period", 1)
         self.min_trials = check_int(min_trials, "min_trials", 1)
 
-    def start(self, max_trials, eval_every, space):
-        super().start(max_trials, eval_every, space)
+    def start(self, max_trials, eval_every, space, slots=1):
+        super().start(max_trials, eval_every, space, slots)
         self.buf = _CurveBuffer(max_trials, self.max_steps, eval_every)
 
     def _decide(self, active):
@@ -282,9 +284,9 @@ class ASHA(Scheduler):
     def milestones(self):
         return self.rungs
 
-    def start(self, max_trials, eval_every, space):
-        super().start(max_trials, eval_every, space)
-        self.state = asha_init(len(self.rungs), min(64, max_trials))
+    def start(self, max_trials, eval_every, space, slots=1):
+        super().start(max_trials, eval_every, space, slots)
+        self.state = asha_init(len(self.rungs), min(1024, max_trials))
 
     def _room(self, need: np.ndarray):
         """Grow the rungs' capacity until ``need[k]`` more reports fit in every rung ``k``."""
@@ -297,18 +299,17 @@ class ASHA(Scheduler):
         self._queue = []
         if self.mode == "stopping" or num_free == 0:
             return
-        n = 1 << (num_free - 1).bit_length()  # one compiled size per power of two
-        jobs, state = _asha_jobs(self.state, num_jobs=n, eta=self.eta)
-        promote, trial, rung = (np.asarray(a) for a in jobs)
-        # Only the first num_free jobs are handed out: keep their promotions, undo the rest.
-        used = np.zeros(self.state.promoted.shape, bool)
-        for p, t, k in zip(promote[:num_free], trial[:num_free], rung[:num_free]):
+        n = max(num_free, self.slots)  # one compiled size per run
+        jobs, _ = _asha_jobs(self.state, num_jobs=n, eta=self.eta)
+        promote, trial, rung = (np.asarray(a)[:num_free] for a in jobs)
+        # Only the first num_free jobs are handed out: mark just their promotions.
+        table = np.asarray(self.state.trial)
+        promoted = np.array(self.state.promoted)
+        for p, t, k in zip(promote, trial, rung):
             if p:
-                j = int(np.flatnonzero(np.asarray(self.state.trial[k - 1]) == t)[0])
-                used[k - 1, j] = True
+                promoted[k - 1, int(np.flatnonzero(table[k - 1] == t)[0])] = True
                 self._queue.append(Job(int(t), self.rungs[int(k)]))
-        self.state = self.state.replace(promoted=jnp.asarray(np.asarray(self.state.promoted)
-                                                             | used))
+        self.state = self.state.replace(promoted=jnp.asarray(promoted))
 
     def next_job(self, key, new_id):
         if self.mode == "promotion" and getattr(self, "_queue", None):
@@ -325,7 +326,7 @@ class ASHA(Scheduler):
             return out
         self._room(np.bincount([self.rungs.index(steps[i]) for i in at],
                                minlength=len(self.rungs)))
-        n = 1 << (len(at) - 1).bit_length()
+        n = max(len(at), self.slots)  # one compiled size per run
         ks = np.zeros(n, np.int32)
         ts = np.zeros(n, np.int32)
         vs = np.zeros(n, np.float32)
@@ -372,8 +373,8 @@ class HyperBand(Scheduler):
         return sorted({max(self.min_steps, int(round(g.r * self.min_steps)))
                        for b in self.brackets for g in b.rungs})
 
-    def start(self, max_trials, eval_every, space):
-        super().start(max_trials, eval_every, space)
+    def start(self, max_trials, eval_every, space, slots=1):
+        super().start(max_trials, eval_every, space, slots)
         self.live: list[dict] = []
         self.opened = 0
         self.where: dict[int, dict] = {}
@@ -456,8 +457,8 @@ class BOHB(HyperBand):
         self.bandwidth_factor = float(bandwidth_factor)
         self.num_candidates = check_int(num_candidates, "num_candidates", 1)
 
-    def start(self, max_trials, eval_every, space):
-        super().start(max_trials, eval_every, space)
+    def start(self, max_trials, eval_every, space, slots=1):
+        super().start(max_trials, eval_every, space, slots)
         from jaxhpo.strategies._parzen import parzen_spec
         self.spec = parzen_spec(space)
         budgets = sorted({r for br in self.brackets for r in
