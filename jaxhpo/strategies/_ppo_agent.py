@@ -263,9 +263,10 @@ def ppo_agent(space, population_size: int, *, model_based: bool = True,
                  else jnp.arange(d)).astype(jnp.int32)
         params = {"net": net.init(k_net, net.zero_carry(1), jnp.zeros((1,)),
                                   jnp.zeros((), jnp.int32)),
-                  "log_std": jnp.full((d,), math.log(init_std))}
+                  "log_std": jnp.full((d,), math.log(init_std), jnp.float32)}
         return PPOAgentState(TrainState(params, optimizer.init(params)), rm.init(k_model),
-                             order, jnp.zeros((pop, d)), k_tell, jnp.full((d,), 0.5),
+                             order, jnp.zeros((pop, d)), k_tell,
+                             jnp.full((d,), 0.5, jnp.float32),
                              jnp.float32(jnp.finfo(jnp.float32).max), jnp.zeros((), jnp.int32),
                              jnp.zeros(()), jnp.zeros((), jnp.int32))
 
