@@ -140,6 +140,7 @@ def main(argv=None):
             e2t = evals_to(best, target)
             res = {"median_at": {c: float(np.median(best[:, c - 1])) for c in checks},
                    "per_seed_final": best[:, -1].tolist(), "evals_to_target": e2t.tolist(),
+                   "best_curves": best.tolist(),
                    "median_evals_to_target": float(np.median(e2t)),
                    "reached": int(np.isfinite(e2t).sum()), "strategy_s_per_gen": sec,
                    "model_updates_per_gen": upd, "wall_s": wall}
