@@ -22,10 +22,12 @@ from jaxhpo.strategies._gp_bo import GPBOState, gp_bo
 from jaxhpo.strategies._genetic import GeneticState, genetic_algorithm
 from jaxhpo.strategies._grid import GridSearchState, grid_search
 from jaxhpo.strategies._nsga2 import NSGA2State, nsga2
+from jaxhpo.strategies._ppo_agent import PPOAgentState, ppo_agent
 from jaxhpo.strategies._pso import PSOState, particle_swarm
 from jaxhpo.strategies._sep_cma_es import SepCMAESState, sep_cma_es
 from jaxhpo.strategies._quasi_random import QuasiRandomState, quasi_random
 from jaxhpo.strategies._random import RandomSearchState, random_search
+from jaxhpo.strategies._reward_model import RewardModel, RewardModelState
 from jaxhpo.strategies._parzen import (ParzenEstimator, ParzenSpec, fit_parzen, log_pdf,
                                        log_pdf_marginal, parzen_spec)
 from jaxhpo.strategies._parzen import sample as sample_parzen
@@ -81,6 +83,13 @@ REGISTRY: dict[str, RegistryEntry] = {
     "grid_search": RegistryEntry(lambda space, pop: grid_search(
         space, max(2, round(1000 ** (1 / space.dim))), population_size=pop)),
     "tpe": RegistryEntry(tpe),
+    # a small LSTM and reward model keep compile time down; the KL-guarded while loop makes
+    # later generations float-sensitive, so only the first must match exactly under scan
+    "ppo_agent": RegistryEntry(lambda space, pop: ppo_agent(
+        space, pop, hidden=16, layers=1, embed=8, num_epochs=2, max_model_updates=2,
+        model_warmup=pop, model=RewardModel(space.dim, capacity=128, num_members=2,
+                                            hidden=(16,), train_steps=10, batch_size=32)),
+        scan_exact=False),
 }
 
 __all__ = [
@@ -102,4 +111,5 @@ __all__ = [
     "ParzenEstimator", "ParzenSpec", "parzen_spec", "fit_parzen", "log_pdf", "log_pdf_marginal",
     "sample_parzen",
     "ars_augmented", "ARSAugmentedState",
+    "ppo_agent", "PPOAgentState", "RewardModel", "RewardModelState",
 ]
