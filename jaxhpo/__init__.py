@@ -9,6 +9,7 @@ Public API (everything else is private and may change):
 * the trial record :class:`History` / :class:`Trial`;
 * test functions with known optima in :mod:`jaxhpo.functions`;
 * population training of Flax models under ``vmap`` in :mod:`jaxhpo.train`;
+* a reusable PPO core (GAE, clipped losses, minibatch epochs) in :mod:`jaxhpo.rl`;
 * hypergradients through unrolled training and gradient-based tuning in
   :mod:`jaxhpo.hypergrad`;
 * scheduler decision rules (median stopping, curve extrapolation, HyperBand, ASHA, BOHB, PBT)
@@ -40,7 +41,7 @@ def __getattr__(name):
         from jaxhpo import _tune
 
         return getattr(_tune, name)
-    if name in ("functions", "hypergrad", "schedulers", "train"):
+    if name in ("functions", "hypergrad", "rl", "schedulers", "train"):
         import importlib
 
         return importlib.import_module(f"jaxhpo.{name}")
