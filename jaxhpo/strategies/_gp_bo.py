@@ -94,7 +94,8 @@ def gp_bo(space, batch_size: int = 1, *, acquisition: str = "logei",
         ``minimize_scan`` once for the whole run). An int fixes it (e.g. for your own
         ``lax.scan``). When the buffer is full the worst observations are dropped first.
       num_candidates: random candidates scored per ``ask`` (half uniform, half local).
-      num_polish: best candidates refined by gradient ascent.
+      num_polish: best candidates refined by gradient ascent (at least ``2 q`` when
+        ``q > 1``: kriging believer picks the batch from the polished points first).
       polish_steps: at most this many L-BFGS iterations of that refinement.
       polish_tol: a refinement stops once an iteration gains less than
         ``polish_tol * (1 + |acquisition|)``.
@@ -143,7 +144,8 @@ def gp_bo(space, batch_size: int = 1, *, acquisition: str = "logei",
                          f"{refit_below!r}, {refit_growth!r}")
     if not ucb_beta > 0 or not min_noise >= 0:
         raise ValueError(f"ucb_beta must be > 0 and min_noise >= 0, got {ucb_beta}, {min_noise}")
-    num_polish = min(num_polish, num_candidates)
+    # a batch draws on the pool of polished local maxima: polish at least 2 q starts
+    num_polish = min(max(num_polish, 2 * q if q > 1 else 1), num_candidates)
     n_ts = min(thompson_candidates, num_candidates)
     warm = quasi_random(space, q)
     is_log_acq = acquisition in ("logei", "logpi")
@@ -349,8 +351,9 @@ def gp_bo(space, batch_size: int = 1, *, acquisition: str = "logei",
             cov = k_cp - v.T @ v[:, p] - w @ w[p]
             wj = cov / jnp.sqrt(var[p] + post.noise)
             var = jnp.maximum(var - wj * wj, 1e-12 * post.signal)
-            return (var, w.at[:, j].set(wj), jnp.minimum(best, mean[p]),
-                    taken.at[p].set(True)), p
+            # polished starts often converge to the same maximum: drop its copies from the pool
+            same = jnp.max(jnp.abs(xc - xc[p]), axis=-1) < 1e-5
+            return (var, w.at[:, j].set(wj), jnp.minimum(best, mean[p]), taken | same), p
 
         init = (var, jnp.zeros((n, q), var.dtype), best, jnp.zeros(n, bool))
         _, picks = jax.lax.scan(pick, init, jnp.arange(q))
