@@ -95,7 +95,7 @@ def gp_bo(space, batch_size: int = 1, *, acquisition: str = "logei",
         ``lax.scan``). When the buffer is full the worst observations are dropped first.
       num_candidates: random candidates scored per ``ask`` (half uniform, half local).
       num_polish: best candidates refined by gradient ascent (at least ``2 q`` when
-        ``q > 1``: kriging believer picks the batch from the polished points first).
+        ``q > 1``: kriging believer picks the batch from the polished and raw candidates).
       polish_steps: at most this many L-BFGS iterations of that refinement.
       polish_tol: a refinement stops once an iteration gains less than
         ``polish_tol * (1 + |acquisition|)``.
