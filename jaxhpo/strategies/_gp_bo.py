@@ -4,8 +4,9 @@ Each ``tell`` appends the new observations to a fixed-capacity buffer, refits th
 hyperparameters (MAP, multi-start L-BFGS warm-started from the previous fit; see
 :mod:`jaxhpo.gp`) and factors the posterior once. Each ``ask`` scores a pool of candidates —
 uniform points plus Gaussian perturbations of the best observations — with the acquisition
-function, polishes the best of them by projected Adam ascent on the continuous coordinates
-(integer and categorical coordinates keep their candidate bins), and selects the batch:
+function, polishes the best of them by L-BFGS ascent on the continuous coordinates in
+lengthscale units (integer and categorical coordinates keep their candidate bins), and selects
+the batch:
 
 * ``q = 1``: the maximizer of the acquisition;
 * ``q > 1``, EI/PI/UCB: *kriging believer* (Ginsbourger, Le Riche & Carraro, "Kriging is
@@ -50,6 +51,7 @@ from jaxhpo._strategy import Strategy, check_population_size, check_space
 from jaxhpo.strategies._quasi_random import QuasiRandomState, quasi_random
 
 EMPTY, OK, FAILED = 0, 1, 2
+_BIG = 1e10
 
 
 @struct.dataclass
@@ -70,7 +72,8 @@ class GPBOState:
 def gp_bo(space, batch_size: int = 1, *, acquisition: str = "logei",
           kernel: str = "matern52", num_initial: int | None = None,
           capacity: int | None = None, num_candidates: int = 1024, num_polish: int = 8,
-          polish_steps: int = 25, num_restarts: int = 4, fit_steps: int = 30,
+          polish_steps: int = 30, polish_tol: float = 1e-6,
+          num_restarts: int = 4, fit_steps: int = 30,
           ucb_beta: float = 4.0, min_noise: float = 1e-6, thompson_candidates: int = 512,
           refit_below: int = 64, refit_growth: float = 0.1, fit_capacity: int = 128
           ) -> Strategy:
@@ -91,8 +94,11 @@ def gp_bo(space, batch_size: int = 1, *, acquisition: str = "logei",
         ``minimize_scan`` once for the whole run). An int fixes it (e.g. for your own
         ``lax.scan``). When the buffer is full the worst observations are dropped first.
       num_candidates: random candidates scored per ``ask`` (half uniform, half local).
-      num_polish: best candidates refined by gradient ascent.
-      polish_steps: Adam steps of that refinement.
+      num_polish: best candidates refined by gradient ascent (at least ``2 q`` when
+        ``q > 1``: kriging believer picks the batch from the polished and raw candidates).
+      polish_steps: at most this many L-BFGS iterations of that refinement.
+      polish_tol: a refinement stops once an iteration gains less than
+        ``polish_tol * (1 + |acquisition|)``.
       num_restarts: L-BFGS starts of each hyperparameter fit (previous fit, prior mode, prior
         draws).
       fit_steps: at most this many L-BFGS iterations per start.
@@ -138,7 +144,8 @@ def gp_bo(space, batch_size: int = 1, *, acquisition: str = "logei",
                          f"{refit_below!r}, {refit_growth!r}")
     if not ucb_beta > 0 or not min_noise >= 0:
         raise ValueError(f"ucb_beta must be > 0 and min_noise >= 0, got {ucb_beta}, {min_noise}")
-    num_polish = min(num_polish, num_candidates)
+    # a batch draws on the pool of polished local maxima: polish at least 2 q starts
+    num_polish = min(max(num_polish, 2 * q if q > 1 else 1), num_candidates)
     n_ts = min(thompson_candidates, num_candidates)
     warm = quasi_random(space, q)
     is_log_acq = acquisition in ("logei", "logpi")
@@ -283,21 +290,50 @@ def gp_bo(space, batch_size: int = 1, *, acquisition: str = "logei",
         return prepare(jnp.clip(jnp.concatenate([uniform, local]), 0.0, 1.0))
 
     def polish(state, x0, best):
-        def value(x):
-            return score_points(state, prepare(x)[None], best)[0]
+        """Refine each row of ``x0`` by L-BFGS ascent of the acquisition (vmapped starts).
 
-        grad = jax.vmap(jax.grad(value))
-        opt = optax.adam(optax.cosine_decay_schedule(0.02, max(polish_steps, 1), 0.05))
+        The continuous coordinates are optimized in lengthscale units, ``x = clip(z * l)``
+        (the preconditioning of Optuna's GPSampler: every direction has the same curvature
+        scale); outside the cube the objective is flat, so a start that leaves it ends on
+        its face. Integer and categorical coordinates keep their candidate bins. A start
+        stops once an iteration gains less than ``polish_tol * (1 + |acq|)``.
+        """
+        ls = jnp.clip(state.post.lengthscale, 1e-2, 1.0).astype(x0.dtype)
+        opt = optax.lbfgs(linesearch=optax.scale_by_backtracking_linesearch(
+            max_backtracking_steps=12, store_grad=True))
 
-        def step(carry, _):
-            x, s = carry
-            g = jnp.where(discrete, 0.0, -grad(x))
-            g = jnp.where(jnp.isfinite(g), g, 0.0)
-            u, s = opt.update(g, s, x)
-            return (jnp.clip(optax.apply_updates(x, u), 0.0, 1.0), s), None
+        def run(xi):
+            def to_x(z):
+                return prepare(jnp.where(discrete, xi, jnp.clip(z * ls, 0.0, 1.0)))
 
-        (x, _), _ = jax.lax.scan(step, (x0, opt.init(x0)), None, length=polish_steps)
-        return prepare(x)
+            def loss(z):
+                v = -score_points(state, to_x(z)[None], best)[0]
+                return jnp.where(jnp.isfinite(v), v, _BIG)
+
+            value_and_grad = optax.value_and_grad_from_state(loss)
+
+            def step(carry):
+                i, z, s, v_prev, _ = carry
+                v, g = value_and_grad(z, state=s)
+                g = jnp.where(jnp.isfinite(g), g, 0.0)
+                u, s = opt.update(g, s, z, value=v, grad=g, value_fn=loss)
+                return i + 1, optax.apply_updates(z, u), s, v, v_prev
+
+            def going(carry):
+                i, _, _, v, v_prev = carry
+                return (i < 2) | ((i < polish_steps)
+                                  & (v_prev - v > polish_tol * (1.0 + jnp.abs(v))))
+
+            z0 = xi / ls
+            big = jnp.asarray(_BIG, xi.dtype)
+            _, z, _, _, _ = jax.lax.while_loop(going, step,
+                                               (0, z0, opt.init(z0), big, 2 * big))
+            x = to_x(z)
+            return jnp.where(loss(z) <= loss(z0), x, xi)
+
+        if polish_steps == 0:
+            return x0
+        return jax.vmap(run)(x0)
 
     def kriging_believer(state, xc, mean, var, v, corr, best):
         """Greedy batch of q rows of the pool xc (see module docstring); mean, var, v and corr
@@ -315,8 +351,9 @@ def gp_bo(space, batch_size: int = 1, *, acquisition: str = "logei",
             cov = k_cp - v.T @ v[:, p] - w @ w[p]
             wj = cov / jnp.sqrt(var[p] + post.noise)
             var = jnp.maximum(var - wj * wj, 1e-12 * post.signal)
-            return (var, w.at[:, j].set(wj), jnp.minimum(best, mean[p]),
-                    taken.at[p].set(True)), p
+            # polished starts often converge to the same maximum: drop its copies from the pool
+            same = jnp.max(jnp.abs(xc - xc[p]), axis=-1) < 1e-5
+            return (var, w.at[:, j].set(wj), jnp.minimum(best, mean[p]), taken | same), p
 
         init = (var, jnp.zeros((n, q), var.dtype), best, jnp.zeros(n, bool))
         _, picks = jax.lax.scan(pick, init, jnp.arange(q))
