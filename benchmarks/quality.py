@@ -19,6 +19,9 @@ import os
 import sys
 import time
 
+# One OpenBLAS thread (GP solves; see tests/conftest.py): set before JAX loads it.
+os.environ.setdefault("OPENBLAS_NUM_THREADS", "1")
+
 import jax
 import jax.numpy as jnp
 import numpy as np

@@ -3,6 +3,9 @@
 import os
 
 os.environ.setdefault("JAX_PLATFORMS", "cpu")
+# One OpenBLAS thread: jax's CPU triangular solves with many right-hand sides call OpenBLAS, whose
+# worker threads fight over a small machine's cores (a GP fit took ~7x the CPU time with them).
+os.environ.setdefault("OPENBLAS_NUM_THREADS", "1")
 
 import jax  # noqa: E402
 
