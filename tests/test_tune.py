@@ -214,3 +214,21 @@ def test_asha_batched_jobs_match_algorithm_2_one_at_a_time():
     assert got == expect
     assert sum(g is not None for g in got) == 16 and got[-1] is None
     np.testing.assert_array_equal(np.asarray(sched.state.promoted), np.asarray(ref.promoted))
+
+
+def test_diverged_trials_are_stopped_and_free_their_slot():
+    seen = []
+
+    def fn(params, trial):
+        for s in range(10, 91, 10):
+            trial.report(s, float("nan") if params["a"] > 0.5 else params["a"])
+            if trial.should_stop():
+                seen.append(s)
+                raise jaxhpo.StopTrial()
+        return params["a"]
+
+    res = jaxhpo.tune(fn, SPACE, random_search(SPACE, 4), S.Scheduler(90), max_trials=16,
+                      eval_every=10, key=4)
+    bad = [t for t in res.history if t.params["a"] > 0.5]
+    assert bad and all(t.fidelity == 10 for t in bad) and seen == [10] * len(bad)
+    assert all(t.status == "ok" for t in res.history if t.params["a"] <= 0.5)

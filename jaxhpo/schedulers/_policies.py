@@ -98,7 +98,11 @@ class Scheduler:
         return self._new()
 
     def report(self, trials, steps, values, xs) -> list[int]:
-        return [DONE if s >= self.max_steps else CONTINUE for s in steps]
+        # A diverged trial (NaN/inf) is frozen by the Trainer: stop it and free its slot.
+        # PBT keeps it: the exploit step replaces it with a copy of a top member.
+        return [DONE if s >= self.max_steps else
+                STOPPED if not (self.pbt or math.isfinite(v)) else CONTINUE
+                for s, v in zip(steps, values)]
 
     def prepare(self, num_free: int) -> None:
         """Called before the free slots of a round ask for jobs (lets a scheduler batch)."""
