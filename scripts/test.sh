@@ -1,5 +1,6 @@
 #!/usr/bin/env bash
 # Create (or reuse) .venv, install jaxhpo with its test extra, run the whole test suite.
+# Extra arguments go to pytest (e.g. tests/test_space.py, -k name, PYTEST_WORKERS=1 for one process).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 PY="${PYTHON:-python3}"
@@ -7,4 +8,6 @@ PY="${PYTHON:-python3}"
 .venv/bin/python -m pip install -q --upgrade pip
 .venv/bin/python -m pip install -q -e ".[test]"
 export JAX_PLATFORMS="${JAX_PLATFORMS:-cpu}"
-exec .venv/bin/python -m pytest -q "$@"
+# One pytest worker per core (pytest-xdist); tests are grouped by file so each worker compiles a
+# file's shared functions once.
+exec .venv/bin/python -m pytest -q -n "${PYTEST_WORKERS:-auto}" --dist loadfile "$@"
