@@ -10,7 +10,9 @@ import sys
 
 import jax
 
-RESULTS = os.path.join(os.path.dirname(os.path.abspath(__file__)), "results")
+# JAXHPO_BENCH_RESULTS redirects every benchmark's JSON (scripts/bench.py --results, tests).
+RESULTS = os.environ.get("JAXHPO_BENCH_RESULTS") or os.path.join(
+    os.path.dirname(os.path.abspath(__file__)), "results")
 
 
 def device_tag() -> str:
