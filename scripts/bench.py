@@ -90,7 +90,7 @@ PROFILES: dict[str, dict[str, list[str]]] = {
     "rl_hpo": {
         "cpu": ["--tasks", "hartmann6,branin", "--seeds", "5"],
         "accelerator": ["--seeds", "5", "--mnist-evals", "256"],
-        "smoke": ["--tasks", "branin", "--seeds", "1", "--evals", "32",
+        "smoke": ["--tasks", "branin", "--seeds", "1", "--evals", "64",
                   "--strategies", "ppo_agent,random_search"]},
     "ars_cartpole": {
         "cpu": ["--seeds", "5"], "accelerator": ["--seeds", "5"],
