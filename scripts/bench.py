@@ -134,13 +134,12 @@ def _throughput(d):
 
 
 def _overhead(d):
-    out = []
-    for r in d.get("rows", []):
-        if r["pop"] == 64:
-            out.append((f"{r['strategy']} ask+tell per trial, 64 × {r['d']}-d",
-                        f"{_g(r['us_per_trial'])} µs ({_g(r['x_vs_optuna_random'])}× faster "
-                        "than Optuna RandomSampler)"))
-    return out
+    rows = d.get("rows", [])
+    pops = sorted({r["pop"] for r in rows})
+    pop = 64 if 64 in pops else (pops[-1] if pops else None)
+    return [(f"{r['strategy']} ask+tell per trial, {pop} × {r['d']}-d",
+             f"{_g(r['us_per_trial'])} µs ({_g(r['x_vs_optuna_random'])}× faster than Optuna "
+             "RandomSampler)") for r in rows if r["pop"] == pop]
 
 
 def _quality(d):
