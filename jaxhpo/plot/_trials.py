@@ -17,6 +17,9 @@ from jaxhpo.plot._inputs import (as_run, mpl, need_space, objective_index, ok_tr
                                  values_of)
 
 
+INACTIVE_Y = -0.1  # parallel coordinates: where a trial's inactive parameters are drawn
+
+
 def _fig_ax(ax, figsize):
     _, Figure = mpl()
     if ax is None:
@@ -113,7 +116,8 @@ def parallel_coordinates(run, *, params=None, objective=0, ax=None, space=None, 
 
     Each parameter is a vertical axis over its unit-cube coordinate, so a ``log=True`` parameter
     is on a log scale (ticks show the values), an integer on its bins and a categorical shows
-    its choices at their bins' centres; an inactive conditional parameter leaves a gap. The last
+    its choices at their bins' centres; an inactive conditional parameter sits at
+    ``INACTIVE_Y`` (-0.1, below the axis, labelled "inactive"). The last
     axis is the objective (min to max). Better trials are drawn on top.
 
     Args:
@@ -144,10 +148,8 @@ def parallel_coordinates(run, *, params=None, objective=0, ax=None, space=None, 
     trials, vals = [trials[i] for i in order], vals[order]
     cols = [sp.names.index(n) for n in names]
     x = np.array([[t.x[c] for c in cols] for t in trials], np.float64)
-    for i, t in enumerate(trials):
-        for k, n in enumerate(names):
-            if n in t.inactive:
-                x[i, k] = np.nan
+    inactive = np.array([[n in t.inactive for n in names] for t in trials])
+    x[inactive] = INACTIVE_Y
     lo, hi = float(vals.min()), float(vals.max())
     vnorm = (vals - lo) / (hi - lo) if hi > lo else np.full_like(vals, 0.5)
     ys = np.concatenate([x, vnorm[:, None]], axis=1)
@@ -171,7 +173,11 @@ def parallel_coordinates(run, *, params=None, objective=0, ax=None, space=None, 
         else:
             ticks = np.linspace(0.0, 1.0, 5)
             vv = unit_to_value(p, ticks)
-            labels = [_fmt(round(v)) if isinstance(p, Int) else _fmt(v) for v in vv]
+            if isinstance(p, Int):  # the integer owning the bin, as Space.decode rounds
+                vv = np.clip(np.floor(vv + 0.5), p.low, p.high)
+            labels = [_fmt(v) for v in vv]
+        if inactive[:, a].any():
+            ticks, labels = [*ticks, INACTIVE_Y], [*labels, "inactive"]
         for t_, lab in zip(ticks, labels):
             ax.annotate(lab, (a, t_), xytext=(3, 0), textcoords="offset points",
                         fontsize="x-small", va="center", gid=f"tick:{n}")
@@ -183,7 +189,7 @@ def parallel_coordinates(run, *, params=None, objective=0, ax=None, space=None, 
     ax.set_xticks(range(k), [*names, oname])
     ax.set_yticks([])
     ax.set_xlim(-0.2, k - 0.6)
-    ax.set_ylim(-0.03, 1.03)
+    ax.set_ylim(INACTIVE_Y - 0.04 if inactive.any() else -0.03, 1.03)
     ax.set_title(f"parallel coordinates ({len(trials)} completed trials)")
     fig.colorbar(lc, ax=ax, label=f"{oname} ({h.directions[j]})")
     return fig
