@@ -324,3 +324,17 @@ def test_pbt_schedules_follow_the_exploit_events(tmp_path):
     with pytest.raises(ValueError, match="PBT"):
         P.pbt_schedules(jaxhpo.TuneResult(History(["l"], ["minimize"], []), space, None, 0,
                                           0.0))
+
+
+def test_read_journal_skips_a_torn_line_and_never_writes(run, tmp_path):
+    res, path = run
+    torn = tmp_path / "torn.jsonl"
+    data = path.read_bytes() + b'{"type": "trial", "number": 99, "gen'
+    torn.write_bytes(data)
+    view = P.read_journal(torn)
+    assert torn.read_bytes() == data
+    assert [t.number for t in view.history] == [t.number for t in res.history]
+    assert view.space == SPACE and view.history.objectives == ["value"]
+    with pytest.raises(ValueError, match="not a jaxhpo journal"):
+        (tmp_path / "x.jsonl").write_text('{"a": 1}\n')
+        P.read_journal(tmp_path / "x.jsonl")

@@ -82,8 +82,9 @@ def read_journal(path: str | os.PathLike) -> RunView:
             trials[t.number] = t
             if "curve" in r:
                 curves[t.number] = r["curve"]
-    order = sorted(trials.values(), key=lambda t: (t.timestamp, t.number)) if (
-        header.get("driver") == "tune") else sorted(trials.values(), key=lambda t: t.number)
+    # tune journals are written in completion order, as TuneResult.history; minimize's by number
+    order = list(trials.values()) if header.get("driver") == "tune" else sorted(
+        trials.values(), key=lambda t: t.number)
     dirs = list(header.get("directions") or ["minimize"])
     history = History(_objective_names(header, order, len(dirs)), dirs, order)
     return RunView(history, Space.from_dict(header["space"]), curves, None, header)
