@@ -281,9 +281,14 @@ def _execute(settings, journal, resume, top) -> int:
     print(f"{'resuming' if resume else 'running'} {settings['strategy']} on {what}: "
           f"{gens} generation(s) of {pop} = {gens * pop} trials, seed {settings['seed']}"
           + (f", journal {journal}" if journal else ""), flush=True)
-    res = jaxhpo.minimize(objective, space, strategy, num_generations=gens,
-                          key=settings["seed"], metric=metric, direction=direction,
-                          journal=journal, resume=resume)
+    try:
+        res = jaxhpo.minimize(objective, space, strategy, num_generations=gens,
+                              key=settings["seed"], metric=metric, direction=direction,
+                              journal=journal, resume=resume)
+    except KeyboardInterrupt:
+        hint = f"; continue with: jaxhpo resume {journal}" if journal else ""
+        print(f"\ninterrupted{hint}", file=sys.stderr)
+        return 130
     h = res.history
     counts = Counter(t.status for t in h)
     print(f"\n{len(h)} trials: " + ", ".join(f"{k} {v}" for k, v in sorted(counts.items())))
@@ -355,6 +360,11 @@ def cmd_resume(args, parser) -> int:
                   "resume=True: jaxhpo.minimize(..., journal=path, resume=True) or "
                   "jaxhpo.tune(..., journal=path, resume=True)")
     settings = dict(side["settings"])
+    if args.trials is not None and started:
+        have = len(_read_view(args.journal, sub).history)
+        if args.trials < have:
+            sub.error(f"argument --trials: the run already holds {have} trials; pass a larger "
+                      "total to extend it, or leave --trials out to finish it")
     if args.trials is not None:
         settings["trials"] = args.trials
         with open(_sidecar(args.journal), "w") as f:
@@ -494,6 +504,29 @@ def _split(s):
     return None if s is None else [v for v in s.split(",") if v]
 
 
+def _check_plot_args(args, kind, view, objective, sub) -> None:
+    """Name the flag when --objective, --params or --objectives do not fit the run."""
+    from jaxhpo.plot._inputs import objective_index
+
+    h = view.history
+    if kind in ("history", "parallel", "slices"):
+        try:
+            objective_index(h, objective)
+        except ValueError as e:
+            sub.error(f"argument --objective: {e}")
+    if kind in ("parallel", "slices") and args.params is not None:
+        bad = [p for p in _split(args.params) if p not in view.space.names]
+        if bad or not _split(args.params):
+            sub.error(f"argument --params: {bad or args.params!r} not in the space "
+                      f"{list(view.space.names)}")
+    if kind == "pareto" and args.objectives is not None:
+        for o in _split(args.objectives):
+            try:
+                objective_index(h, int(o) if o.isdigit() else o)
+            except ValueError as e:
+                sub.error(f"argument --objectives: {e}")
+
+
 def cmd_plot(args, parser) -> int:
     sub = parser._subparsers._group_actions[0].choices["plot"]
     for p in args.inputs:
@@ -527,6 +560,7 @@ def cmd_plot(args, parser) -> int:
                            strategies=_split(args.strategies), log=True)
         else:
             view = _read_view(args.inputs[0], sub)
+            _check_plot_args(args, kind, view, objective, sub)
             if kind == "history":
                 fig = P.history(view, objective=objective, log=args.log)
             elif kind == "parallel":

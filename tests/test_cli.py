@@ -102,6 +102,9 @@ def test_run_summary_plot_resume(tmp_path, capsys):
     assert [r["number"] for r in b] == list(range(24))
     np.testing.assert_allclose([r["values"] for r in b], [r["values"] for r in a], rtol=1e-6)
     assert "--trials 24" in json.loads((tmp_path / "part.jsonl.cli.json").read_text())["command"]
+    with pytest.raises(SystemExit) as e:  # cannot shrink a run
+        main("resume", part, "--trials", 8)
+    assert e.value.code == 2 and "--trials" in capsys.readouterr().err
 
 
 def trial_records_tolerant(path):
@@ -155,6 +158,10 @@ def test_summary_and_plot_of_a_multi_objective_script_journal(script_journal, tm
     (["plot", "{script}", "--kind", "regret"], "--kind"),
     (["plot", "{script}", "--rungs", "a,b"], "--rungs"),
     (["plot", "missing.jsonl"], "INPUT"),
+    (["plot", "{script}", "--objective", "nope"], "--objective"),
+    (["plot", "{script}", "--kind", "slices", "--params", "a,zz"], "--params"),
+    (["plot", "{script}", "--kind", "pareto", "--objectives", "f,zz"], "--objectives"),
+    (["plot", "{script}", "--kind", "pareto", "--out", "{tmp}/x.xyz"], "--out"),
     (["summary", "missing.jsonl"], "JOURNAL"),
     (["summary", "{notjournal}"], "JOURNAL"),
     (["resume", "{script}"], "JOURNAL"),
@@ -166,7 +173,7 @@ def test_summary_and_plot_of_a_multi_objective_script_journal(script_journal, tm
 def test_bad_arguments_exit_2_naming_the_argument(argv, flag, script_journal, tmp_path, capsys):
     notjournal = tmp_path / "x.jsonl"
     notjournal.write_text('{"hello": 1}\n')
-    argv = [a.format(script=script_journal, notjournal=notjournal) for a in argv]
+    argv = [a.format(script=script_journal, notjournal=notjournal, tmp=tmp_path) for a in argv]
     with pytest.raises(SystemExit) as e:
         _cli.main(argv)
     assert e.value.code == 2
