@@ -21,6 +21,7 @@ import math
 import os
 import subprocess
 import sys
+import textwrap
 from collections import Counter
 
 SIDECAR = ".cli.json"
@@ -85,9 +86,23 @@ def _benchmarks() -> dict[str, str]:
 
 
 # ---------------------------------------------------------------------------- parser
+class _Formatter(argparse.HelpFormatter):
+    """Wraps descriptions and epilogs to the terminal, but keeps indented lines (examples)."""
+
+    def _fill_text(self, text, width, indent):
+        out = []
+        for line in text.splitlines():
+            if line.startswith("  ") or not line.strip():
+                out.append(indent + line)
+            else:
+                out.append(textwrap.fill(line, width, initial_indent=indent,
+                                         subsequent_indent=indent))
+        return "\n".join(out)
+
+
 def build_parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(
-        prog="jaxhpo",
+        prog="jaxhpo", formatter_class=_Formatter,
         description="JAX-native hyperparameter optimization from the command line: run a "
                     "strategy on a test function or the MNIST-1D demo, summarize and plot "
                     "journals, resume runs, run the benchmarks of a source checkout.",
@@ -105,7 +120,7 @@ def build_parser() -> argparse.ArgumentParser:
                "--journal out.jsonl\n  jaxhpo run --function hartmann6 --strategy cma_es "
                "--trials 512 --batch 16\n  jaxhpo run --demo --trials 32 --steps 2000\n"
                "  jaxhpo list   (strategies, functions, benchmarks)",
-        formatter_class=argparse.RawDescriptionHelpFormatter)
+        formatter_class=_Formatter)
     what = r.add_mutually_exclusive_group()
     what.add_argument("--function", default=None, metavar="NAME",
                       help="test function: branin, hartmann3, hartmann6, rosenbrock-D, "
@@ -122,7 +137,7 @@ def build_parser() -> argparse.ArgumentParser:
     r.add_argument("--batch", type=_positive_int, default=None, metavar="B",
                    help="population / batch size per generation (default 8; 32 for --demo)")
     r.add_argument("--seed", type=_int, default=0, help="PRNG seed (default 0)")
-    r.add_argument("--steps", type=_positive_int, default=2000,
+    r.add_argument("--steps", type=_positive_int, default=2000, metavar="N",
                    help="--demo only: training steps per model (default 2000)")
     r.add_argument("--journal", default=None, metavar="PATH",
                    help="record the run here (JSON Lines) and its settings in PATH.cli.json")
@@ -134,7 +149,8 @@ def build_parser() -> argparse.ArgumentParser:
                                    "settings when 'jaxhpo run' wrote it), trial counts by "
                                    "status, the best value (or Pareto front) and a table of "
                                    "the best trials. Works for journals of jaxhpo.minimize, "
-                                   "jaxhpo.tune and 'jaxhpo run'.")
+                                   "jaxhpo.tune and 'jaxhpo run'.",
+                       formatter_class=_Formatter)
     s.add_argument("journal", metavar="JOURNAL", help="journal path (JSON Lines)")
     s.add_argument("--top", type=_positive_int, default=10, metavar="K",
                    help="rows of the best-trials table (default 10)")
@@ -149,7 +165,7 @@ def build_parser() -> argparse.ArgumentParser:
                "  jaxhpo plot out.jsonl --kind parallel --out parallel.png\n"
                "  jaxhpo plot tune.jsonl --kind curves --rungs 10,30,90 --out curves.png\n"
                "  jaxhpo plot benchmarks/results/quality-*.json --out regret.png",
-        formatter_class=argparse.RawDescriptionHelpFormatter)
+        formatter_class=_Formatter)
     pl.add_argument("inputs", nargs="+", metavar="INPUT", help="journal or quality JSON")
     pl.add_argument("--kind", choices=PLOT_KINDS, default=None,
                     help="what to draw (default: history for a journal, regret for JSON)")
@@ -178,7 +194,8 @@ def build_parser() -> argparse.ArgumentParser:
                                      "with the settings saved in PATH.cli.json: completed "
                                      "trials are kept, the strategy state is restored "
                                      "bit-exactly and only missing trials are evaluated. "
-                                     "--trials extends a finished run.")
+                                     "--trials extends a finished run.",
+                         formatter_class=_Formatter)
     re_.add_argument("journal", metavar="JOURNAL", help="journal path written by 'jaxhpo run'")
     re_.add_argument("--trials", type=_positive_int, default=None, metavar="N",
                      help="total evaluations (default: the original run's)")
@@ -191,14 +208,16 @@ def build_parser() -> argparse.ArgumentParser:
                                    "(e.g. 'jaxhpo bench quality --quick'). Without NAME, list "
                                    "the benchmarks.",
                        epilog="Benchmarks are not installed with the package: clone the "
-                              "repository and 'pip install -e .[bench]'.")
+                              "repository and 'pip install -e .[bench]'.",
+                       formatter_class=_Formatter)
     b.add_argument("name", nargs="?", default=None, metavar="NAME", help="benchmark name")
     b.add_argument("args", nargs=argparse.REMAINDER, metavar="ARGS",
                    help="arguments for the benchmark (see 'jaxhpo bench NAME --help')")
 
     sub.add_parser("list", help="list strategies, test functions and benchmarks",
                    description="List the registered strategies, the built-in test functions "
-                               "and (in a source checkout) the benchmarks.")
+                               "and (in a source checkout) the benchmarks.",
+                   formatter_class=_Formatter)
     return p
 
 
