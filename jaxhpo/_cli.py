@@ -214,10 +214,11 @@ def build_parser() -> argparse.ArgumentParser:
     b.add_argument("args", nargs=argparse.REMAINDER, metavar="ARGS",
                    help="arguments for the benchmark (see 'jaxhpo bench NAME --help')")
 
-    sub.add_parser("list", help="list strategies, test functions and benchmarks",
-                   description="List the registered strategies, the built-in test functions "
-                               "and (in a source checkout) the benchmarks.",
-                   formatter_class=_Formatter)
+    ls = sub.add_parser("list", help="list strategies, test functions and benchmarks",
+                        description="List the registered strategies, the built-in test "
+                                    "functions and (in a source checkout) the benchmarks.",
+                        formatter_class=_Formatter)
+    p.commands = {"run": r, "summary": s, "plot": pl, "resume": re_, "bench": b, "list": ls}
     return p
 
 
@@ -226,7 +227,7 @@ def _settings_from_args(args, parser) -> dict:
     import jaxhpo.functions as F
     from jaxhpo.strategies import REGISTRY
 
-    sub = parser._subparsers._group_actions[0].choices["run"]
+    sub = parser.commands["run"]
     demo = bool(args.demo)
     fn = args.function or (None if demo else "branin")
     if fn is not None:
@@ -339,7 +340,7 @@ def _sidecar(journal: str) -> str:
 
 def cmd_run(args, parser) -> int:
     settings = _settings_from_args(args, parser)
-    sub = parser._subparsers._group_actions[0].choices["run"]
+    sub = parser.commands["run"]
     if args.journal:
         if os.path.exists(args.journal) and os.path.getsize(args.journal) > 0:
             sub.error(f"argument --journal: {args.journal!r} already holds a run; continue it "
@@ -367,7 +368,7 @@ def _load_sidecar(journal: str, sub) -> dict | None:
 
 
 def cmd_resume(args, parser) -> int:
-    sub = parser._subparsers._group_actions[0].choices["resume"]
+    sub = parser.commands["resume"]
     side = _load_sidecar(args.journal, sub)
     started = os.path.isfile(args.journal) and os.path.getsize(args.journal) > 0
     if side is None or started:  # killed before its header: nothing to read, start afresh
@@ -464,7 +465,7 @@ def _space_line(spec: dict) -> str:
 
 
 def cmd_summary(args, parser) -> int:
-    sub = parser._subparsers._group_actions[0].choices["summary"]
+    sub = parser.commands["summary"]
     view = _read_view(args.journal, sub)
     side = _load_sidecar(args.journal, sub)
     head, h = view.header, view.history
@@ -547,7 +548,7 @@ def _check_plot_args(args, kind, view, objective, sub) -> None:
 
 
 def cmd_plot(args, parser) -> int:
-    sub = parser._subparsers._group_actions[0].choices["plot"]
+    sub = parser.commands["plot"]
     for p in args.inputs:
         if not os.path.isfile(p):
             sub.error(f"argument INPUT: {p!r} does not exist")
@@ -607,7 +608,7 @@ def cmd_plot(args, parser) -> int:
 
 # ---------------------------------------------------------------------------- bench / list
 def cmd_bench(args, parser) -> int:
-    sub = parser._subparsers._group_actions[0].choices["bench"]
+    sub = parser.commands["bench"]
     d = _benchmarks_dir()
     if d is None:
         sub.error("the benchmarks are not installed with the package; run 'jaxhpo bench' from "
