@@ -309,6 +309,9 @@ def _execute(settings, journal, resume, top) -> int:
         hint = f"; continue with: jaxhpo resume {journal}" if journal else ""
         print(f"\ninterrupted{hint}", file=sys.stderr)
         return 130
+    except ValueError as e:  # e.g. a journal whose settings differ from the sidecar's
+        print(f"jaxhpo: error: {e}", file=sys.stderr)
+        return 1
     h = res.history
     counts = Counter(t.status for t in h)
     print(f"\n{len(h)} trials: " + ", ".join(f"{k} {v}" for k, v in sorted(counts.items())))
@@ -326,7 +329,8 @@ def _execute(settings, journal, resume, top) -> int:
               "0.68)")
     print(f"best params: {best.params}")
     print()
-    _print_table(_best_rows(h, top), f"best {min(top, len(h.completed()))} trials")
+    rows = _best_rows(h, top)
+    _print_table(rows, f"best {len(rows)} trials")
     if journal:
         print(f"\nnext: jaxhpo summary {journal}\n      jaxhpo plot {journal} --kind history "
               f"--out history.png\n      jaxhpo resume {journal} --trials "

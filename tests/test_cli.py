@@ -232,3 +232,16 @@ def test_demo_defaults_are_the_readme_demo(monkeypatch):
     assert main("run", "--demo") == 0
     assert seen == {"demo": True, "function": None, "strategy": "quasi_random", "trials": 32,
                     "batch": 32, "seed": 0, "steps": 2000}
+
+
+def test_resume_with_changed_settings_fails_cleanly(tmp_path, capsys):
+    j = tmp_path / "r.jsonl"
+    assert main("run", "--function", "sphere-2", "--strategy", "random_search", "--trials", 8,
+                "--batch", 8, "--journal", j) == 0
+    side = tmp_path / "r.jsonl.cli.json"
+    doc = json.loads(side.read_text())
+    doc["settings"]["seed"] = 5  # the journal records seed 0
+    side.write_text(json.dumps(doc))
+    capsys.readouterr()
+    assert main("resume", j) == 1
+    assert "cannot resume" in capsys.readouterr().err
