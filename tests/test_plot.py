@@ -100,6 +100,11 @@ def test_history_maximize_uses_the_running_max(tmp_path):
     line = next(ln for ln in fig.axes[0].lines if ln.get_label() == "best so far")
     np.testing.assert_allclose(line.get_ydata(), [0.1, 0.5, 0.5, 0.5, 0.7, 0.7])
     save(fig, tmp_path, "history_max")
+    from matplotlib.figure import Figure
+
+    own = Figure()
+    left, right = own.subplots(1, 2)
+    assert P.history(h, ax=right) is own and right.lines and not left.lines
 
 
 # ---------------------------------------------------------------------------- parallel coordinates
