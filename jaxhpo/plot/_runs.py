@@ -33,7 +33,9 @@ def regret(results, *, functions=None, strategies=None, log: bool = True, fig=No
       regret: ``numpy.median`` over seeds of the per-seed curves when the file has them
       (``entry["curve"]``), else the stored median at each checkpoint.
     """
-    _, Figure = mpl()
+    matplotlib, Figure = mpl()
+    from matplotlib.lines import Line2D
+
     data = read_benchmark(results)
     fns = list(data) if functions is None else list(functions)
     missing = [f for f in fns if f not in data]
@@ -41,27 +43,34 @@ def regret(results, *, functions=None, strategies=None, log: bool = True, fig=No
         raise ValueError(f"functions {missing or fns} not in the results {list(data)}")
     if fig is None:
         c = max(1, min(ncols, len(fns)))
-        fig = Figure(figsize=(4.5 * c, 3.6 * math.ceil(len(fns) / c)), layout="constrained")
+        fig = Figure(figsize=(4.5 * c + 2, 3.6 * math.ceil(len(fns) / c)),
+                     layout="constrained")
     axes = _grid(fig, len(fns), ncols)
+    every = list(dict.fromkeys(s for fn in fns for s in data[fn]
+                               if strategies is None or s in strategies))
+    palette = matplotlib.colormaps["tab10" if len(every) <= 10 else "tab20"]
+    color = {s: palette(k % palette.N) for k, s in enumerate(every)}  # same in every panel
     for ax, fn in zip(axes, fns):
         names = [s for s in data[fn] if strategies is None or s in strategies]
-        if strategies is not None:
-            absent = [s for s in strategies if s not in data[fn]]
-            if len(absent) == len(strategies):
-                raise ValueError(f"none of strategies {list(strategies)} ran on {fn!r}; it has "
-                                 f"{list(data[fn])}")
-        for k, name in enumerate(names):
+        if strategies is not None and not names:
+            raise ValueError(f"none of strategies {list(strategies)} ran on {fn!r}; it has "
+                             f"{list(data[fn])}")
+        for name in names:
             ev, med, q25, q75 = regret_bands(data[fn][name])
-            color = f"C{k % 10}"
-            ax.plot(ev, med, color=color, label=name, marker="o" if len(ev) <= 8 else None,
-                    ms=3)
-            ax.fill_between(ev, q25, q75, color=color, alpha=0.18, lw=0)
+            ax.plot(ev, med, color=color[name], label=name,
+                    marker="o" if len(ev) <= 8 else None, ms=3)
+            ax.fill_between(ev, q25, q75, color=color[name], alpha=0.18, lw=0)
         if log:
             ax.set_yscale("log", nonpositive="mask")
         ax.set_title(fn)
         ax.set_xlabel("evaluations")
         ax.set_ylabel("regret (median, q25-q75)")
-        ax.legend(fontsize="x-small", loc="best")
+    handles = [Line2D([], [], color=color[s], label=s) for s in every]
+    from matplotlib.layout_engine import ConstrainedLayoutEngine
+
+    outside = isinstance(fig.get_layout_engine(), ConstrainedLayoutEngine)
+    fig.legend(handles=handles, loc="outside right upper" if outside else "upper right",
+               fontsize="small")
     return fig
 
 
