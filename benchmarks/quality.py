@@ -164,8 +164,11 @@ def main(argv=None):
                 r = regret[:, c - 1]
                 stats[c] = {"median": float(np.median(r)), "q25": float(np.quantile(r, .25)),
                             "q75": float(np.quantile(r, .75))}
+            grid = np.unique(np.r_[np.geomspace(1, args.evals, 24).round(), checkpoints])
             results.setdefault(tf.name, {})[name] = {
                 "regret_at": stats, "per_seed_final": regret[:, -1].tolist(),
+                "curve": {"evals": grid.astype(int).tolist(),  # per-seed, for jaxhpo.plot
+                          "per_seed": regret[:, grid.astype(int) - 1].tolist()},
                 "seconds": time.perf_counter() - t0}
             s = stats[args.evals]
             row[name] = f"{s['median']:.3g} [{s['q25']:.2g}, {s['q75']:.2g}]"

@@ -41,7 +41,7 @@ def __getattr__(name):
         from jaxhpo import _tune
 
         return getattr(_tune, name)
-    if name in ("functions", "hypergrad", "rl", "schedulers", "train"):
+    if name in ("functions", "hypergrad", "plot", "rl", "schedulers", "train"):
         import importlib
 
         return importlib.import_module(f"jaxhpo.{name}")
