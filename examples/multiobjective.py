@@ -50,7 +50,7 @@ def main(argv=None):
     print(f"normalized hypervolume (reference point 1.1, 1.1): {hv:.3f}")
     if args.plot:
         from jaxhpo import plot
-        plot.pareto_front(result).savefig(args.plot)
+        plot.pareto(result).savefig(args.plot)
         print("wrote", args.plot)
     return result
 

@@ -52,9 +52,12 @@ def test_nnx_cnn():
         assert ("momentum" in t.params) == (t.params["optimizer"] == "momentum")
 
 
-def test_multiobjective():
+def test_multiobjective(tmp_path):
+    pytest.importorskip("matplotlib")
+    png = tmp_path / "front.png"
     res = load("multiobjective").main(["--population", "8", "--generations", "2",
-                                       "--steps", "100"])
+                                       "--steps", "100", "--plot", str(png)])
+    assert png.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
     vals = res.history.minimization_values()
     front = {t.number for t in res.best_trials}
     assert front == {t.number for t, m in zip(res.history, pareto_mask(vals)) if m}
