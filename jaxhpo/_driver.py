@@ -376,6 +376,14 @@ def minimize(objective: Callable, space: Space, strategy: Strategy, *,
         else:
             jr.write(header)
 
+    if names is None and kind == "python":
+        # A Python objective's metric names come from its first successful trial. A resumed
+        # run learns them from the journal: a generation replayed entirely from it (killed
+        # before its state record) would otherwise be told all-NaN fitness.
+        for t in sorted(done.values(), key=lambda t: t.number):
+            if t.values is not None:
+                names = _resolve_names(None, list(t.metrics), list(t.metrics) == ["value"])
+                break
     history = History(list(names) if names else [], dirs)
     for t in sorted(done.values(), key=lambda t: t.number):
         if t.generation < start:
