@@ -172,8 +172,11 @@ class Trainer:
             if v not in choices:
                 raise ValueError(f"{where}: {name} {v!r} is not one of {list(choices)}")
             return
-        if isinstance(v, (str, bool)) or not isinstance(v, (int, float, np.integer, np.floating)) \
-                or not np.isfinite(v):
+        try:
+            finite = not isinstance(v, (str, bool)) and np.ndim(v) == 0 and bool(np.isfinite(v))
+        except TypeError:  # None, objects, ...
+            finite = False
+        if not finite:
             raise ValueError(f"{where}: {name} must be a finite number, got {v!r}")
         m = self.model
         limits = {"batch_size": (1, self.max_batch_size), "width": (1, m.max_width),
