@@ -7,7 +7,9 @@ Four small runs ("kinds"), each with a journal:
 * ``minimize_python``: a Python objective with TPE (one journal write per trial);
 * ``tune_asha``: ``jaxhpo.tune`` of a tiny Trainer with ASHA (promotion mode: trials pause at
   rungs, are parked and promoted), checkpoint every round;
-* ``tune_hyperband``: the same with HyperBand (synchronous rungs, dropped trials).
+* ``tune_hyperband``: the same with HyperBand (synchronous rungs, dropped trials);
+* ``tune_python``: ``jaxhpo.tune`` of a Python objective reporting a learning curve, with ASHA in
+  stopping mode (one journal write per ended trial; failures and stopped trials included).
 
 A kill lands at one of these phases (cycled over the runs of a kind), at a random call index:
 
@@ -42,11 +44,12 @@ import sys
 import time
 
 ROOT = os.path.abspath(os.path.join(os.path.dirname(__file__), ".."))
-KINDS = ("minimize", "minimize_python", "tune_asha", "tune_hyperband")
+KINDS = ("minimize", "minimize_python", "tune_asha", "tune_hyperband", "tune_python")
 PHASES = {"minimize": ("journal_write", "after_write", "delay"),
           "minimize_python": ("journal_write", "after_write", "delay"),
           "tune_asha": ("journal_write", "after_write", "checkpoint", "rung", "delay"),
-          "tune_hyperband": ("journal_write", "after_write", "checkpoint", "rung", "delay")}
+          "tune_hyperband": ("journal_write", "after_write", "checkpoint", "rung", "delay"),
+          "tune_python": ("journal_write", "after_write", "rung", "delay")}
 
 
 # ---------------------------------------------------------------------------- the runs
@@ -77,6 +80,22 @@ def run_kind(kind: str, journal: str, resume: bool = False):
         res = jaxhpo.minimize(obj, space, J.tpe(space, 4, n_startup_trials=4),
                               num_generations=8, key=2, journal=journal, resume=resume,
                               progress=False)
+    elif kind == "tune_python":
+        space = Space({"a": Float(0.0, 1.0), "b": Float(0.0, 1.0)})
+
+        def curve(params, trial):
+            f = (params["a"] - 0.3) ** 2 + (params["b"] - 0.6) ** 2
+            if params["a"] > 0.93:
+                raise RuntimeError("boom")
+            for s in range(10, 91, 10):
+                trial.report(s, f + 1.0 / s)
+                if trial.should_stop():
+                    raise jaxhpo.StopTrial()
+            return f + 1.0 / 90
+
+        res = jaxhpo.tune(curve, space, J.tpe(space, 4, n_startup_trials=4),
+                          S.ASHA(10, 90, eta=3, mode="stopping"), max_trials=24, eval_every=10,
+                          key=4, journal=journal, resume=resume, progress=False)
     else:
         from jaxhpo.train import Trainer, mlp, synthetic_classification
 
@@ -293,8 +312,9 @@ def campaign(runs: int, seed: int, workdir: str) -> dict:
                 delay = rng.uniform(1.0, refs[kind]["wall"])
                 killed, _ = spawn(kind, j, out, attempt > 0, delay=delay)
                 phases.append(f"delay {delay:.1f}s" + ("" if killed else " (finished)"))
-            else:
-                n = rng.randint(1, max(1, refs[kind]["counts"].get(phase, 1)))
+            else:  # a resumed run makes fewer calls: aim the second kill at its first quarter
+                count = max(1, refs[kind]["counts"].get(phase, 1))
+                n = rng.randint(1, count if attempt == 0 else max(1, count // 4))
                 killed, _ = spawn(kind, j, out, attempt > 0, crash=f"{phase}:{n}")
                 phases.append(f"{phase} #{n}" + ("" if killed else " (not reached)"))
             kills += killed
