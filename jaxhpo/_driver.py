@@ -26,7 +26,8 @@ import jax.numpy as jnp
 import numpy as np
 
 from jaxhpo._history import DIVERGED, FAILED, OK, History, Trial
-from jaxhpo._journal import FORMAT, VERSION, Journal, decode_state, encode_state
+from jaxhpo._journal import (FORMAT, VERSION, Journal, check_journal, decode_state,
+                             encode_state)
 from jaxhpo._space import Space
 from jaxhpo._strategy import Strategy
 
@@ -339,6 +340,9 @@ def minimize(objective: Callable, space: Space, strategy: Strategy, *,
     key = as_key(key)
     if not isinstance(resume, bool):
         raise TypeError(f"resume must be True or False, got {resume!r}")
+    if not isinstance(progress, bool):
+        raise TypeError(f"progress must be True or False, got {progress!r}")
+    check_journal(journal)
     if resume and journal is None:
         raise ValueError("resume=True needs journal=path of the run to resume")
 
@@ -372,6 +376,14 @@ def minimize(objective: Callable, space: Space, strategy: Strategy, *,
         else:
             jr.write(header)
 
+    if names is None and kind == "python":
+        # A Python objective's metric names come from its first successful trial. A resumed
+        # run learns them from the journal: a generation replayed entirely from it (killed
+        # before its state record) would otherwise be told all-NaN fitness.
+        for t in sorted(done.values(), key=lambda t: t.number):
+            if t.values is not None:
+                names = _resolve_names(None, list(t.metrics), list(t.metrics) == ["value"])
+                break
     history = History(list(names) if names else [], dirs)
     for t in sorted(done.values(), key=lambda t: t.number):
         if t.generation < start:

@@ -58,6 +58,13 @@ def decode_state(leaves: list[dict], template):
     return jax.tree.unflatten(treedef, new)
 
 
+def check_journal(journal) -> None:
+    """``journal`` must be ``None`` or a file path (``str`` or ``os.PathLike``)."""
+    if journal is not None and not isinstance(journal, (str, os.PathLike)):
+        raise TypeError(f"journal must be None or a file path (str or os.PathLike), got "
+                        f"{journal!r}")
+
+
 class Journal:
     """A JSON Lines file written with flush + fsync after every record."""
 

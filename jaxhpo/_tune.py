@@ -43,7 +43,8 @@ import numpy as np
 
 from jaxhpo._driver import _Progress, _targets, as_key
 from jaxhpo._history import DIVERGED, FAILED, OK, STOPPED, History, Trial
-from jaxhpo._journal import FORMAT, VERSION, Journal, decode_state, encode_state
+from jaxhpo._journal import (FORMAT, VERSION, Journal, check_journal, decode_state,
+                             encode_state)
 from jaxhpo._space import Space
 from jaxhpo._strategy import Strategy
 from jaxhpo.schedulers import _policies as P
@@ -219,10 +220,19 @@ def tune(objective, space: Space, strategy: Strategy, scheduler, *, max_trials: 
         eval_every = scheduler.default_eval_every()
     if isinstance(eval_every, bool) or not isinstance(eval_every, int) or eval_every < 1:
         raise ValueError(f"eval_every must be a positive int, got {eval_every!r}")
+    check_journal(journal)
+    for name, v in (("resume", resume), ("progress", progress), ("test_split", test_split)):
+        if not isinstance(v, bool):
+            raise TypeError(f"{name} must be True or False, got {v!r}")
     if resume and journal is None:
         raise ValueError("resume=True needs journal=path of the run to resume")
+    if isinstance(checkpoint_every, bool) or not isinstance(checkpoint_every, int) or \
+            checkpoint_every < 1:
+        raise ValueError(f"checkpoint_every must be a positive int (rounds), got "
+                         f"{checkpoint_every!r}")
     if time_budget is not None and not (isinstance(time_budget, (int, float))
-                                        and time_budget > 0):
+                                        and not isinstance(time_budget, bool)
+                                        and math.isfinite(time_budget) and time_budget > 0):
         raise ValueError(f"time_budget must be None or seconds > 0, got {time_budget!r}")
     if isinstance(objective, Trainer):
         if population_size is None:

@@ -73,7 +73,7 @@ def test_running_norm_matches_numpy():
 def test_bad_arguments():
     with pytest.raises(ValueError, match="top_directions"):
         ars(cube(2), 4, top_directions=5)
-    with pytest.raises(ValueError, match="step_size and noise"):
+    with pytest.raises(ValueError, match="noise must be"):
         ars(cube(2), 4, noise=0.0)
     with pytest.raises(ValueError, match="theta0"):
         ars(cube(2), 4, theta0=[0.5])

@@ -17,6 +17,8 @@ over the episode. Minibatches always split the leading axis.
 from __future__ import annotations
 
 import dataclasses
+import math
+import numbers
 from typing import Any, Callable, NamedTuple
 
 import jax
@@ -62,6 +64,11 @@ class PPOConfig:
             v = getattr(self, name)
             if isinstance(v, bool) or not isinstance(v, int) or v < 1:
                 raise ValueError(f"PPOConfig.{name} must be a positive int, got {v!r}")
+        for name in ("learning_rate", "clip_eps", "max_grad_norm", "vf_coef", "ent_coef",
+                     "gamma", "gae_lambda"):
+            v = getattr(self, name)
+            if isinstance(v, bool) or not isinstance(v, numbers.Real) or not math.isfinite(v):
+                raise ValueError(f"PPOConfig.{name} must be a finite number, got {v!r}")
         for name in ("learning_rate", "clip_eps", "max_grad_norm"):
             if not getattr(self, name) > 0:
                 raise ValueError(f"PPOConfig.{name} must be > 0, got {getattr(self, name)!r}")

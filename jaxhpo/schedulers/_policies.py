@@ -152,6 +152,16 @@ def _grow(tree, axis: int, fill: dict):
 _median = jax.jit(median_stopping, static_argnames=("grace_period", "min_trials"))
 
 
+def _check_bounds(bounds) -> tuple[float, float]:
+    ok = isinstance(bounds, (tuple, list)) and len(bounds) == 2 and all(
+        isinstance(b, (int, float)) and not isinstance(b, bool) and math.isfinite(b)
+        for b in bounds) and bounds[0] < bounds[1]
+    if not ok:
+        raise ValueError(f"bounds must be None or (low, high) with finite low < high, got "
+                         f"{bounds!r}")
+    return float(bounds[0]), float(bounds[1])
+
+
 class MedianStopping(Scheduler):
     """Median stopping rule (Golovin et al. 2017) at every report; see :func:`median_stopping`.
 
@@ -210,7 +220,7 @@ class CurveStopping(MedianStopping):
         Scheduler.__init__(self, max_steps)
         self.threshold = check_fraction(threshold, "threshold", 0.0, 1.0, high_open=True)
         self.min_points = check_int(min_points, "min_points", 2)
-        self.bounds = None if bounds is None else tuple(float(b) for b in bounds)
+        self.bounds = None if bounds is None else _check_bounds(bounds)
         self.best = math.inf
 
     def _decide(self, active):
@@ -458,7 +468,8 @@ class BOHB(HyperBand):
         self.top_fraction = check_fraction(top_fraction, "top_fraction", 0.0, 0.5)
         self.random_fraction = check_fraction(random_fraction, "random_fraction", 0.0, 1.0,
                                               low_open=False)
-        self.bandwidth_factor = float(bandwidth_factor)
+        self.bandwidth_factor = check_fraction(bandwidth_factor, "bandwidth_factor", 0.0,
+                                               math.inf)
         self.num_candidates = check_int(num_candidates, "num_candidates", 1)
 
     def start(self, max_trials, eval_every, space, slots=1):

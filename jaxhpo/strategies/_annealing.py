@@ -15,7 +15,8 @@ import jax.numpy as jnp
 import numpy as np
 from flax import struct
 
-from jaxhpo._strategy import Strategy, check_population_size, check_space, sanitize_fitness
+from jaxhpo._strategy import (Strategy, check_population_size, check_real, check_space,
+                              sanitize_fitness)
 from jaxhpo.strategies._de import reflect
 
 _WORST = float(np.finfo(np.float32).max)
@@ -46,9 +47,10 @@ def simulated_annealing(space, population_size: int = 16, *, t0: float = 1.0,
     """
     d = check_space(space)
     pop = check_population_size(population_size)
-    if not 0 < cooling < 1 or not t0 > 0 or not step > 0:
-        raise ValueError(f"need t0 > 0, step > 0 and cooling in (0, 1), got {t0}, {step}, "
-                         f"{cooling}")
+    check_real(t0, "t0", 0.0, low_open=True)
+    check_real(cooling, "cooling", 0.0, 1.0, low_open=True, high_open=True)
+    check_real(step, "step", 0.0, low_open=True)
+    check_real(min_step, "min_step", 0.0, low_open=True)
 
     def init(key):
         k_x, k_acc = jax.random.split(key)

@@ -23,7 +23,8 @@ import jax
 import jax.numpy as jnp
 from flax import struct
 
-from jaxhpo._strategy import Strategy, check_population_size, check_space, sanitize_fitness
+from jaxhpo._strategy import (Strategy, check_population_size, check_real, check_space,
+                              sanitize_fitness)
 
 
 @struct.dataclass
@@ -43,8 +44,8 @@ def check_ars_args(space, num_directions, top_directions, step_size, noise, thet
                                                                "top_directions")
     if b > n:
         raise ValueError(f"top_directions={b} must be <= num_directions={n}")
-    if not (step_size > 0 and noise > 0):
-        raise ValueError(f"step_size and noise must be > 0, got {step_size}, {noise}")
+    check_real(step_size, "step_size", 0.0, low_open=True)
+    check_real(noise, "noise", 0.0, low_open=True)
     t0 = jnp.full((d,), 0.5, jnp.float32) if theta0 is None else jnp.asarray(theta0,
                                                                               jnp.float32)
     if t0.shape != (d,):

@@ -66,7 +66,8 @@ import jax
 import jax.numpy as jnp
 from flax import struct
 
-from jaxhpo._strategy import Strategy, check_population_size, sanitize_fitness
+from jaxhpo._strategy import (Strategy, check_int, check_population_size, check_real,
+                              sanitize_fitness)
 from jaxhpo.strategies._ars import check_ars_args
 from jaxhpo.strategies._critic import (CriticState, ReplayBuffer, buffer_add, buffer_init,
                                        ensemble_critic)
@@ -155,10 +156,13 @@ def ars_augmented(space, num_directions: int = 8, *, top_directions: int | None 
         raise ValueError(f"replay_capacity={cap} must be >= the population 2N = {2 * n}")
     m = check_population_size(prescreen, "prescreen") * n
     for name, v in (("control_variate", control_variate), ("actor_critic", actor_critic)):
-        if not 0.0 <= v <= 1.0:
-            raise ValueError(f"{name} must be in [0, 1], got {v}")
-    if not shaping >= 0.0:
-        raise ValueError(f"shaping must be >= 0, got {shaping}")
+        check_real(v, name, 0.0, 1.0)
+    check_real(shaping, "shaping", 0.0)
+    check_int(critic_members, "critic_members", 1)
+    check_int(critic_steps, "critic_steps", 1)
+    check_real(critic_learning_rate, "critic_learning_rate", 0.0, low_open=True)
+    if critic_warmup is not None:
+        check_int(critic_warmup, "critic_warmup", 0)
     w_cost = jnp.asarray(cost_weights, jnp.float32).reshape(-1)
     k = w_cost.shape[0]
     warmup = 4 * n if critic_warmup is None else critic_warmup

@@ -23,7 +23,8 @@ import jax.numpy as jnp
 import numpy as np
 from flax import struct
 
-from jaxhpo._strategy import Strategy, check_population_size, check_space, sanitize_fitness
+from jaxhpo._strategy import (Strategy, check_population_size, check_real, check_space,
+                              sanitize_fitness)
 
 
 @struct.dataclass
@@ -171,20 +172,23 @@ def update_best(state, x, f):
                          best_fitness=jnp.where(better, f[i], state.best_fitness))
 
 
-def check_cma_args(space, population_size, sigma0, mean0) -> tuple[int, int, np.ndarray]:
+def check_cma_args(space, population_size, sigma0, mean0,
+                   penalty=0.0) -> tuple[int, int, np.ndarray]:
     """Validate CMA-ES arguments; returns ``(d, population_size, mean0)`` with defaults."""
+    check_real(penalty, "penalty", 0.0)
     d = check_space(space)
     pop = check_population_size(population_size if population_size is not None
                                 else 4 + int(3 * math.log(d)))
     if pop < 2:
         raise ValueError(f"population_size must be >= 2 for CMA-ES, got {pop}")
-    if not (isinstance(sigma0, (int, float)) and sigma0 > 0):
-        raise ValueError(f"sigma0 must be a positive number, got {sigma0!r}")
-    m0 = np.full(d, 0.5, np.float32) if mean0 is None else np.asarray(mean0, np.float32)
+    check_real(sigma0, "sigma0", 0.0, low_open=True)
+    try:
+        m0 = np.full(d, 0.5, np.float32) if mean0 is None else np.asarray(mean0, np.float32)
+    except (TypeError, ValueError):
+        raise ValueError(f"mean0 must be f32[{d}] inside [0, 1], got {mean0!r}") from None
     if m0.shape != (d,) or not np.all((m0 >= 0) & (m0 <= 1)):
         raise ValueError(f"mean0 must be f32[{d}] inside [0, 1], got {mean0!r}")
     return d, pop, m0
-
 
 def init_cma_state(m0, sigma0: float, pop: int) -> CMAESState:
     """The initial distribution: mean ``m0``, step size ``sigma0``, ``C = I``."""
@@ -225,7 +229,7 @@ def cma_es(space, population_size: int | None = None, *, sigma0: float = 0.3,
     References:
       N. Hansen, "The CMA Evolution Strategy: A Tutorial", arXiv:1604.00772, 2016.
     """
-    d, pop, m0 = check_cma_args(space, population_size, sigma0, mean0)
+    d, pop, m0 = check_cma_args(space, population_size, sigma0, mean0, penalty)
     params = cma_params(d, pop)
 
     def init(key):

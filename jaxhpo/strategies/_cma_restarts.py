@@ -62,7 +62,7 @@ import jax.numpy as jnp
 import numpy as np
 from flax import struct
 
-from jaxhpo._strategy import Strategy, sanitize_fitness
+from jaxhpo._strategy import Strategy, check_real, sanitize_fitness
 from jaxhpo.strategies._cma_es import (
     CMAESState, CMAParams, check_cma_args, cma_params, cma_update, init_cma_state,
     sample_steps, update_best)
@@ -153,7 +153,7 @@ def cma_es_restarts(space, population_size: int | None = None, *, mode: str = "i
       Size", IEEE CEC 2005. N. Hansen, "Benchmarking a BI-Population CMA-ES on the BBOB-2009
       Function Testbed", GECCO 2009 workshops.
     """
-    d, lam0, m0 = check_cma_args(space, population_size, sigma0, mean0)
+    d, lam0, m0 = check_cma_args(space, population_size, sigma0, mean0, penalty)
     if mode not in ("ipop", "bipop"):
         raise ValueError(f"mode must be 'ipop' or 'bipop', got {mode!r}")
     if isinstance(max_doublings, bool) or not isinstance(max_doublings, int) or not (
@@ -162,6 +162,8 @@ def cma_es_restarts(space, population_size: int | None = None, *, mode: str = "i
     if max_restarts is not None and (isinstance(max_restarts, bool) or not isinstance(
             max_restarts, int) or max_restarts < 0):
         raise ValueError(f"max_restarts must be None or an int >= 0, got {max_restarts!r}")
+    for name, v in (("tol_fun", tol_fun), ("tol_x", tol_x), ("tol_condition", tol_condition)):
+        check_real(v, name, 0.0)
     big = np.iinfo(np.int32).max
     restarts_cap = big if max_restarts is None else max_restarts
     levels = 0 if max_restarts == 0 else max_doublings

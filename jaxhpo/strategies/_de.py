@@ -15,7 +15,8 @@ import jax.numpy as jnp
 import numpy as np
 from flax import struct
 
-from jaxhpo._strategy import Strategy, check_population_size, check_space, sanitize_fitness
+from jaxhpo._strategy import (Strategy, check_population_size, check_real, check_space,
+                              sanitize_fitness)
 
 _WORST = float(np.finfo(np.float32).max)
 
@@ -69,8 +70,8 @@ def differential_evolution(space, population_size: int = 32, *, mutation: float 
         raise ValueError(f"population_size must be >= 4 for differential evolution, got {pop}")
     if variant not in ("rand/1", "current-to-best/1"):
         raise ValueError(f"variant must be 'rand/1' or 'current-to-best/1', got {variant!r}")
-    if not 0 <= crossover <= 1 or not mutation > 0:
-        raise ValueError(f"need mutation > 0 and crossover in [0, 1], got {mutation}, {crossover}")
+    check_real(mutation, "mutation", 0.0, 2.0, low_open=True)  # F in (0, 2] (Storn & Price)
+    check_real(crossover, "crossover", 0.0, 1.0)
 
     def init(key):
         return DEState(jax.random.uniform(key, (pop, d)), jnp.full((pop,), _WORST, jnp.float32),

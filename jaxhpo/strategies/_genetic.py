@@ -18,7 +18,8 @@ import numpy as np
 from flax import struct
 
 from jaxhpo._space import CATEGORICAL, FLOAT, INT
-from jaxhpo._strategy import Strategy, check_population_size, check_space, sanitize_fitness
+from jaxhpo._strategy import (Strategy, check_int, check_population_size, check_real,
+                              check_space, sanitize_fitness)
 
 _WORST = float(np.finfo(np.float32).max)
 
@@ -48,8 +49,10 @@ def genetic_algorithm(space, population_size: int = 32, *, mutation_rate: float 
     if pop < 2:
         raise ValueError(f"population_size must be >= 2, got {pop}")
     rate = 1.0 / d if mutation_rate is None else mutation_rate
-    if not 0 <= rate <= 1 or not mutation_scale > 0 or tournament < 1:
-        raise ValueError("need mutation_rate in [0, 1], mutation_scale > 0, tournament >= 1")
+    check_real(rate, "mutation_rate", 0.0, 1.0)
+    check_real(mutation_scale, "mutation_scale", 0.0, low_open=True)
+    check_real(blend, "blend", 0.0)
+    check_int(tournament, "tournament", 1, pop)
     kinds = jnp.asarray(space.kinds)
     bins = jnp.maximum(jnp.asarray(space.num_choices, jnp.float32), 1.0)
 

@@ -15,7 +15,8 @@ import jax.numpy as jnp
 import numpy as np
 from flax import struct
 
-from jaxhpo._strategy import Strategy, check_population_size, check_space, sanitize_fitness
+from jaxhpo._strategy import (Strategy, check_population_size, check_real, check_space,
+                              sanitize_fitness)
 
 _WORST = float(np.finfo(np.float32).max) / 4
 
@@ -85,6 +86,10 @@ def nsga2(space, population_size: int = 40, *, num_objectives: int = 2, eta_c: f
         raise ValueError(f"population_size must be an even number >= 4, got {pop}")
     m = check_population_size(num_objectives, "num_objectives")
     pm = 1.0 / d if mutation_prob is None else mutation_prob
+    check_real(eta_c, "eta_c", 0.0)
+    check_real(eta_m, "eta_m", 0.0)
+    check_real(crossover_prob, "crossover_prob", 0.0, 1.0)
+    check_real(pm, "mutation_prob", 0.0, 1.0)
 
     def init(key):
         return NSGA2State(jax.random.uniform(key, (pop, d)), jnp.zeros((pop, m)),

@@ -50,7 +50,8 @@ import numpy as np
 from flax import struct
 
 from jaxhpo._space import CATEGORICAL
-from jaxhpo._strategy import Strategy, check_population_size, check_space, sanitize_fitness
+from jaxhpo._strategy import (Strategy, check_int, check_population_size, check_real, check_space,
+                              sanitize_fitness)
 from jaxhpo.rl import Batch, PPOConfig, TrainState, gae, make_optimizer, make_update
 from jaxhpo.strategies._reward_model import RewardModel, RewardModelState
 
@@ -156,6 +157,19 @@ def ppo_agent(space, population_size: int, *, model_based: bool = True,
     pop = check_population_size(population_size)
     n_img = pop if imagined_batch is None else check_population_size(imagined_batch,
                                                                       "imagined_batch")
+    for name, v in (("hidden", hidden), ("layers", layers), ("embed", embed),
+                    ("num_epochs", num_epochs), ("num_minibatches", num_minibatches)):
+        check_int(v, name, 1)
+    check_int(max_model_updates, "max_model_updates", 0)
+    if model_warmup is not None:
+        check_int(model_warmup, "model_warmup", 0)
+    for name, v in (("learning_rate", learning_rate), ("clip_eps", clip_eps),
+                    ("max_grad_norm", max_grad_norm), ("init_std", init_std),
+                    ("min_std", min_std), ("kl_threshold", kl_threshold)):
+        check_real(v, name, 0.0, low_open=True)
+    check_real(ent_coef, "ent_coef", 0.0)
+    check_real(vf_coef, "vf_coef", 0.0)
+    check_real(gae_lambda, "gae_lambda", 0.0, 1.0)
     for name, v in (("population_size", pop), ("imagined_batch", n_img)):
         if v % num_minibatches:
             raise ValueError(f"{name}={v} must be divisible by num_minibatches="

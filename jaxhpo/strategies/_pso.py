@@ -13,7 +13,8 @@ import jax.numpy as jnp
 import numpy as np
 from flax import struct
 
-from jaxhpo._strategy import Strategy, check_population_size, check_space, sanitize_fitness
+from jaxhpo._strategy import (Strategy, check_population_size, check_real, check_space,
+                              sanitize_fitness)
 
 _WORST = float(np.finfo(np.float32).max)
 
@@ -40,8 +41,10 @@ def particle_swarm(space, population_size: int = 32, *, inertia: float = 0.7298,
     """
     d = check_space(space)
     pop = check_population_size(population_size)
-    if not v_max > 0:
-        raise ValueError(f"v_max must be > 0, got {v_max!r}")
+    check_real(inertia, "inertia")
+    check_real(cognitive, "cognitive", 0.0)
+    check_real(social, "social", 0.0)
+    check_real(v_max, "v_max", 0.0, low_open=True)
 
     def init(key):
         k_x, k_v = jax.random.split(key)

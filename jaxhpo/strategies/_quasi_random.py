@@ -89,6 +89,8 @@ def quasi_random(space, population_size: int, *, scramble: bool = True) -> Strat
     """
     pop = check_population_size(population_size)
     d = check_space(space)
+    if not isinstance(scramble, bool):
+        raise TypeError(f"scramble must be True or False, got {scramble!r}")
     bases = jnp.asarray(first_primes(d))
 
     def init(key):

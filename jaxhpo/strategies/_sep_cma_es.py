@@ -43,7 +43,7 @@ def sep_cma_es(space, population_size: int | None = None, *, sigma0: float = 0.3
     References:
       R. Ros and N. Hansen, PPSN 2008.
     """
-    d, pop, m0 = check_cma_args(space, population_size, sigma0, mean0)
+    d, pop, m0 = check_cma_args(space, population_size, sigma0, mean0, penalty)
     k = cma_es_constants(d, pop)
     mu = k["mu"]
     w = jnp.asarray(k["weights"][:mu])

@@ -96,6 +96,15 @@ class Trainer:
         if isinstance(max_batch_size, bool) or not isinstance(max_batch_size, int) \
                 or max_batch_size < 1:
             raise ValueError(f"max_batch_size must be a positive int, got {max_batch_size!r}")
+        if isinstance(total_steps, bool) or not isinstance(total_steps, int) or total_steps < 0:
+            raise ValueError(f"total_steps must be an int >= 0, got {total_steps!r}")
+        if eval_batch_size is not None and (isinstance(eval_batch_size, bool) or not isinstance(
+                eval_batch_size, int) or eval_batch_size < 1):
+            raise ValueError(f"eval_batch_size must be None or a positive int, got "
+                             f"{eval_batch_size!r}")
+        if defaults is not None and not isinstance(defaults, Mapping):
+            raise TypeError(f"defaults must be a mapping {{hyperparameter: value}}, got "
+                            f"{defaults!r}")
         self.model, self.data, self.space = model, data, space
         self.max_batch_size = max_batch_size
         self.eval_batch_size = eval_batch_size
@@ -163,7 +172,11 @@ class Trainer:
             if v not in choices:
                 raise ValueError(f"{where}: {name} {v!r} is not one of {list(choices)}")
             return
-        if isinstance(v, str) or not np.isfinite(v):
+        try:
+            finite = not isinstance(v, (str, bool)) and np.ndim(v) == 0 and bool(np.isfinite(v))
+        except TypeError:  # None, objects, ...
+            finite = False
+        if not finite:
             raise ValueError(f"{where}: {name} must be a finite number, got {v!r}")
         m = self.model
         limits = {"batch_size": (1, self.max_batch_size), "width": (1, m.max_width),
