@@ -29,3 +29,16 @@ def best_value(strategy, f, gens, seed=0):
     """Lowest fitness seen over ``gens`` generations (single objective)."""
     _, fs, _ = scan_strategy(strategy, f, gens, jax.random.key(seed))
     return float(jnp.min(fs))
+
+
+def curve_objective(params, trial):
+    """A Python objective with learning curves f(a, b) + 1/step, reported every 10 steps to 90;
+    f is minimal (0) at a = 0.3, b = 0.6."""
+    import jaxhpo
+
+    f = (params["a"] - 0.3) ** 2 + (params["b"] - 0.6) ** 2
+    for s in range(10, 91, 10):
+        trial.report(s, f + 1.0 / s)
+        if trial.should_stop():
+            raise jaxhpo.StopTrial()
+    return f + 1.0 / 90

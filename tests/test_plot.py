@@ -25,6 +25,7 @@ import jaxhpo.plot as P  # noqa: E402
 from jaxhpo import Categorical, Float, History, Int, Space, Trial  # noqa: E402
 from jaxhpo import schedulers as S  # noqa: E402
 from jaxhpo.strategies import random_search  # noqa: E402
+from helpers import curve_objective
 
 SPACE = Space({"lr": Float(1e-4, 1e-1, log=True), "width": Int(16, 256, log=True),
                "opt": Categorical(["sgd", "adam"]),
@@ -249,15 +250,6 @@ def test_regret_medians_are_numpys_median_of_the_seeds(tmp_path):
 
 
 # ---------------------------------------------------------------------------- learning curves
-def curve_objective(params, trial):
-    f = (params["a"] - 0.3) ** 2 + (params["b"] - 0.6) ** 2
-    for s in range(10, 91, 10):
-        trial.report(s, f + 1.0 / s)
-        if trial.should_stop():
-            raise jaxhpo.StopTrial()
-    return f + 1.0 / 90
-
-
 def test_learning_curves_mark_stops_and_rungs(tmp_path):
     space = Space({"a": Float(0.0, 1.0), "b": Float(0.0, 1.0)})
     sched = S.ASHA(10, 90, mode="stopping")

@@ -19,6 +19,7 @@ from jaxhpo import _tune
 from jaxhpo import schedulers as S
 from jaxhpo.strategies import random_search
 from jaxhpo.train import Trainer, mlp, synthetic_classification
+from helpers import curve_objective
 
 
 @pytest.fixture(scope="module")
@@ -111,15 +112,6 @@ def test_resume_after_a_crash_equals_an_uninterrupted_run(setup, tmp_path, monke
 
 # ---------------------------------------------------------------------------- Python objectives
 SPACE = Space({"a": Float(0.0, 1.0), "b": Float(0.0, 1.0)})
-
-
-def curve_objective(params, trial):
-    f = (params["a"] - 0.3) ** 2 + (params["b"] - 0.6) ** 2
-    for s in range(10, 91, 10):
-        trial.report(s, f + 1.0 / s)
-        if trial.should_stop():
-            raise jaxhpo.StopTrial()
-    return f + 1.0 / 90
 
 
 @pytest.mark.parametrize("workers", [1, 3])

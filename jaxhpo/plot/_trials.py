@@ -134,15 +134,8 @@ def parallel_coordinates(run, *, params=None, objective=0, ax=None, space=None, 
     matplotlib, _ = mpl()
     from matplotlib.collections import LineCollection
 
-    view = as_run(run, space)
-    sp = need_space(view, "parallel_coordinates")
-    h = view.history
-    names = list(sp.names) if params is None else _check_params(sp, params)
-    j = objective_index(h, objective)
-    trials = ok_trials(h)
-    if not trials:
-        raise ValueError("no completed trial to plot")
-    vals = values_of(h, trials, j)
+    sp, h, names, j, trials, vals = _per_param(run, space, params, objective,
+                                               "parallel_coordinates")
     sign = 1.0 if h.directions[j] == "minimize" else -1.0
     order = np.argsort(-sign * vals, kind="stable")  # worst first, best drawn last
     trials, vals = [trials[i] for i in order], vals[order]
@@ -206,6 +199,20 @@ def _check_params(sp, params):
 
 
 # ---------------------------------------------------------------------------- slices
+def _per_param(run, space, params, objective, plot_name):
+    """What the per-parameter plots share: the space, history, parameter names, objective
+    index, completed trials and their values (``ValueError`` when nothing completed)."""
+    view = as_run(run, space)
+    sp = need_space(view, plot_name)
+    h = view.history
+    names = list(sp.names) if params is None else _check_params(sp, params)
+    j = objective_index(h, objective)
+    trials = ok_trials(h)
+    if not trials:
+        raise ValueError("no completed trial to plot")
+    return sp, h, names, j, trials, values_of(h, trials, j)
+
+
 def slices(run, *, params=None, objective=0, fig=None, space=None, ncols: int = 3,
            log: bool = False):
     """Objective against each parameter, one panel per parameter (Optuna's slice plot).
@@ -227,15 +234,7 @@ def slices(run, *, params=None, objective=0, fig=None, space=None, ncols: int = 
       The Figure; panel ``i`` holds one scatter (``ax.collections[0]``) of parameter ``i``.
     """
     _, Figure = mpl()
-    view = as_run(run, space)
-    sp = need_space(view, "slices")
-    h = view.history
-    names = list(sp.names) if params is None else _check_params(sp, params)
-    j = objective_index(h, objective)
-    trials = ok_trials(h)
-    if not trials:
-        raise ValueError("no completed trial to plot")
-    vals = values_of(h, trials, j)
+    sp, h, names, j, trials, vals = _per_param(run, space, params, objective, "slices")
     order = np.arange(len(trials))
     if fig is None:
         n = len(names)
