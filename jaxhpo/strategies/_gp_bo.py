@@ -4,9 +4,9 @@ Each ``tell`` appends the new observations to a fixed-capacity buffer, refits th
 hyperparameters (MAP, multi-start L-BFGS warm-started from the previous fit; see
 :mod:`jaxhpo.gp`) and factors the posterior once. Each ``ask`` scores a pool of candidates —
 uniform points plus Gaussian perturbations of the best observations — with the acquisition
-function, polishes the best of them by L-BFGS ascent on the continuous coordinates in
-lengthscale units (integer and categorical coordinates keep their candidate bins), and selects
-the batch:
+function, polishes the best few of them by steepest ascent with a batched line search on the
+continuous coordinates in lengthscale units (integer and categorical coordinates keep their
+candidate bins), and selects the batch from the polished and the raw candidates:
 
 * ``q = 1``: the maximizer of the acquisition;
 * ``q > 1``, EI/PI/UCB: *kriging believer* (Ginsbourger, Le Riche & Carraro, "Kriging is
@@ -28,6 +28,10 @@ failed point (for UCB and Thompson sampling ``3 * max_f rho`` standardized units
 subtracted).
 
 The first ``num_initial`` observations come from a scrambled Halton sequence.
+
+The GP state (observations, hyperparameters, Cholesky factor) and the acquisition are float64
+by default, traced under ``jax.enable_x64`` inside ``init``/``ask``/``tell`` whatever the global
+setting; the points ``ask`` returns are float32 like every strategy's.
 
 References:
   Jones, Schonlau & Welch, "Efficient global optimization of expensive black-box functions",
@@ -81,7 +85,8 @@ def gp_bo(space, batch_size: int = 1, *, acquisition: str = "logei",
           num_restarts: int = 4, fit_steps: int = 30,
           ucb_beta: float = 4.0, min_noise: float = 1e-8, thompson_candidates: int = 512,
           refit_below: int = 64, refit_growth: float = 0.1, fit_capacity: int = 128,
-          float64: bool = True) -> Strategy:
+          float64: bool = True, ask_float64: bool = False, batch_pool: int = 256
+          ) -> Strategy:
     """GP-based Bayesian optimization proposing ``batch_size`` points per ``ask``.
 
     Args:
@@ -120,6 +125,11 @@ def gp_bo(space, batch_size: int = 1, *, acquisition: str = "logei",
         (default; traced under ``jax.enable_x64`` so it needs no global flag). float32 loses
         the posterior variance near observed points (``s - k^T K^-1 k`` cancels), which
         limits how close to an optimum the acquisition can steer.
+      ask_float64: also screen the candidates in float64 (slower on CPU). By default the
+        screening predicts in float32 from the factor cast once; the polish and the choice of
+        the batch always use the GP's precision.
+      batch_pool: ``q > 1``: kriging believer picks from the polished points, the
+        ``batch_pool / 2`` best-scored candidates and ``batch_pool / 2`` uniform ones.
 
     Returns:
       A :class:`jaxhpo.Strategy` with a ``reserve`` function.
@@ -138,7 +148,7 @@ def gp_bo(space, batch_size: int = 1, *, acquisition: str = "logei",
     for name, v in (("num_candidates", num_candidates), ("num_polish", num_polish),
                     ("num_restarts", num_restarts), ("fit_steps", fit_steps),
                     ("thompson_candidates", thompson_candidates),
-                    ("fit_capacity", fit_capacity)):
+                    ("fit_capacity", fit_capacity), ("batch_pool", batch_pool)):
         check_population_size(v, name)
     if isinstance(polish_steps, bool) or not isinstance(polish_steps, int) or polish_steps < 0:
         raise ValueError(f"polish_steps must be an int >= 0, got {polish_steps!r}")
@@ -151,13 +161,18 @@ def gp_bo(space, batch_size: int = 1, *, acquisition: str = "logei",
                          f"{refit_below!r}, {refit_growth!r}")
     if not ucb_beta > 0 or not min_noise >= 0:
         raise ValueError(f"ucb_beta must be > 0 and min_noise >= 0, got {ucb_beta}, {min_noise}")
-    # a batch draws on the pool of polished local maxima: polish at least 2 q starts
     num_polish = min(num_polish, num_candidates)
     n_ts = min(thompson_candidates, num_candidates)
     warm = quasi_random(space, q)
     ft = jnp.float64 if float64 else jnp.float32
+    fa = jnp.float64 if float64 and ask_float64 else jnp.float32
+    n_pool = min(batch_pool, num_candidates)
     is_log_acq = acquisition in ("logei", "logpi")
     discrete = jnp.asarray(np.asarray(spec.num_bins) > 0)
+
+    def cast(tree, dtype):
+        return jax.tree.map(
+            lambda a: a.astype(dtype) if jnp.issubdtype(a.dtype, jnp.floating) else a, tree)
 
     def prepare(x):
         return space.neutralize(gp.snap_to_bins(spec, x))
@@ -222,6 +237,7 @@ def gp_bo(space, batch_size: int = 1, *, acquisition: str = "logei",
 
     # ------------------------------------------------------------------ tell
     def tell(state, x, fitness):
+        state = cast(state, ft)  # e.g. a state restored from a journal as float32
         f = jnp.asarray(fitness).astype(ft).reshape(q)
         x = jnp.asarray(x).astype(ft)
         ok = jnp.isfinite(f)
@@ -303,9 +319,9 @@ def gp_bo(space, batch_size: int = 1, *, acquisition: str = "logei",
         top = jnp.argsort(z)[:5]
         parent = state.x[top[which]]
         scale = jnp.clip(0.2 * state.post.lengthscale, 1e-3, 0.2)
-        step = scale * noise.astype(ft)
-        local = jnp.where(discrete, jnp.where(flip, fresh.astype(ft), parent), parent + step)
-        uniform = uniform.astype(ft)
+        step = scale * noise.astype(fa)
+        local = jnp.where(discrete, jnp.where(flip, fresh.astype(fa), parent), parent + step)
+        uniform = uniform.astype(fa)
         return prepare(jnp.clip(jnp.concatenate([uniform, local]), 0.0, 1.0))
 
     def polish(state, x0, best):
@@ -392,7 +408,7 @@ def gp_bo(space, batch_size: int = 1, *, acquisition: str = "logei",
                                         1e-5 * post.signal)
         with _outer_precision():
             normal = jax.random.normal(key, (q, n_ts))
-        draws = mean + normal.astype(ft) @ chol.T  # f[q, n]
+        draws = mean + normal.astype(fa) @ chol.T  # f[q, n]
         draws = draws + 3.0 * failure_corr(state, xc)
 
         def pick(taken, f):
@@ -405,28 +421,32 @@ def gp_bo(space, batch_size: int = 1, *, acquisition: str = "logei",
     def model_ask(key, state):
         with _outer_precision():
             k_cand, k_ts = jax.random.split(key)
-        best = incumbent(state)
-        xc = candidates(k_cand, state)
+        # Screening in float32 (a ranking: cast the float64 factor once), the polish and the
+        # final choice in the GP's precision ft, where variances near observed points survive.
+        screen = cast(state, fa)
+        xc = candidates(k_cand, screen)
         if acquisition == "thompson":
-            return thompson(k_ts, state, xc)
+            return thompson(k_ts, screen, xc)
 
-        def evaluate(x):  # posterior, solves and penalized score of a set of points
-            mean, var, v = gp.predict(state.post, x, return_solve=True)
-            corr = failure_corr(state, x)
+        def evaluate(st, x):  # posterior, solves and penalized score of a set of points
+            best = incumbent(st)
+            mean, var, v = gp.predict(st.post, x, return_solve=True)
+            corr = failure_corr(st, x)
             s = penalize(gp.acquisition_value(acquisition, mean, var, best, ucb_beta), corr)
             return mean, var, v, corr, jnp.where(jnp.isfinite(s), s, -jnp.inf)
 
-        mean, var, v, corr, scores = evaluate(xc)
-        xp = polish(state, xc[jax.lax.top_k(scores, num_polish)[1]], best)
-        mp, vp, solp, cp, sp = evaluate(xp)
+        scores = evaluate(screen, xc)[-1]
+        top = xc[jax.lax.top_k(scores, max(num_polish, n_pool))[1]].astype(ft)
+        xp = polish(state, top[:num_polish], incumbent(state))
         if q == 1:
-            both = jnp.concatenate([sp, scores])
-            return jnp.concatenate([xp, xc])[argmax(both)][None]
-        return kriging_believer(state, jnp.concatenate([xp, xc]), jnp.concatenate([mp, mean]),
-                                jnp.concatenate([vp, var]), jnp.concatenate([solp, v], axis=1),
-                                jnp.concatenate([cp, corr]), best)
+            return xp[argmax(evaluate(state, xp)[-1])][None]
+        # batch pool: the polished points, the best raw candidates and some uniform ones
+        pool = jnp.concatenate([xp, top[:n_pool // 2], xc[:n_pool // 2].astype(ft)])
+        mean, var, v, corr, _ = evaluate(state, pool)
+        return kriging_believer(state, pool, mean, var, v, corr, incumbent(state))
 
     def ask(key, state):
+        state = cast(state, ft)
         ready = (state.count >= n_init) & (jnp.sum(state.status == OK) >= 2)
 
         def from_model(st):
