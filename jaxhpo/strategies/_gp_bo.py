@@ -175,7 +175,7 @@ def gp_bo(space, batch_size: int = 1, *, acquisition: str = "logei",
             lambda a: a.astype(dtype) if jnp.issubdtype(a.dtype, jnp.floating) else a, tree)
 
     def prepare(x):
-        return space.neutralize(gp.snap_to_bins(spec, x))
+        return space.neutralize(gp.snap_to_bins(spec, x)).astype(x.dtype)
 
     # ------------------------------------------------------------------ state and buffer
     def empty_posterior(cap):
