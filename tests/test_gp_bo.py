@@ -6,7 +6,7 @@ import jax.numpy as jnp
 import numpy as np
 
 import jaxhpo
-from jaxhpo import Categorical, Float, Int, Space
+from jaxhpo import Categorical, Float, Int, Space, gp
 from jaxhpo.strategies import gp_bo
 
 FAST = dict(num_candidates=128, num_polish=4, polish_steps=3, num_restarts=2, fit_steps=5)
@@ -88,7 +88,9 @@ def test_mixed_int_categorical_optimum_is_found():
 
 def test_resume_restores_a_grown_buffer(tmp_path):
     space = square(2)
-    s = gp_bo(space, 40, **FAST)  # capacity 80 -> 160 during the run
+    # float32 state: the journal decodes arrays with jnp.asarray, which truncates float64
+    # leaves to float32 unless x64 is on (the default float64 state resumes, but not bit-exactly)
+    s = gp_bo(space, 40, float64=False, **FAST)  # capacity 80 -> 160 during the run
     path = str(tmp_path / "run.jsonl")
     full = jaxhpo.minimize(sphere, space, s, num_generations=3, key=3)
     jaxhpo.minimize(sphere, space, s, num_generations=2, key=3, journal=path)
@@ -97,3 +99,36 @@ def test_resume_restores_a_grown_buffer(tmp_path):
     assert resumed.state.x.shape == full.state.x.shape == (160, 2)
     np.testing.assert_array_equal([t.x for t in resumed.history.trials],
                                   [t.x for t in full.history.trials])
+
+
+def test_float64_state_matches_numpy_float64_posterior_without_global_x64():
+    """The default GP state is float64 although jax_enable_x64 is off: the strategy's posterior
+    mean equals a float64 numpy closed form (R&W Eq. 2.25, Matern-5/2, the fitted
+    hyperparameters) to 1e-9 (float32 gets ~1e-4 on this Gram matrix, condition ~1e6);
+    ``ask`` still returns float32."""
+    assert not jax.config.read("jax_enable_x64")
+    space = square(2)
+    rng = np.random.default_rng(0)
+    x = jnp.asarray(rng.uniform(size=(24, 2)), jnp.float32)
+    y = jnp.sin(5 * x[:, 0]) + jnp.cos(3 * x[:, 1])
+    xq = rng.uniform(size=(50, 2))
+    s = gp_bo(space, 24, capacity=32, num_initial=1, num_candidates=128)
+    st = jax.jit(s.tell)(s.init(jax.random.key(0)), x, y)
+    assert st.post.chol.dtype == jnp.float64 and st.x.dtype == jnp.float64
+    with jax.enable_x64(True):
+        mean, _ = gp.predict(st.post, jnp.asarray(xq))
+        mean = np.asarray(st.post.unstandardize(mean, 0.0)[0])
+
+    def matern(a, b, ls, sig):
+        r = np.sqrt(5 * np.sum(((a[:, None] - b[None]) / ls) ** 2, -1))
+        return sig * (1 + r + r * r / 3) * np.exp(-r)
+
+    xo, yo = np.asarray(x, np.float64), np.asarray(y, np.float64)
+    ls, sig = np.asarray(st.post.lengthscale), float(st.post.signal)
+    jit = 1e-10 * sig  # the float64 jitter of jaxhpo.gp
+    gram = matern(xo, xo, ls, sig) + (float(st.post.noise) + jit) * np.eye(24)
+    z = (yo - yo.mean()) / yo.std()
+    ref = yo.mean() + yo.std() * matern(xq, xo, ls, sig) @ np.linalg.solve(gram, z)
+    np.testing.assert_allclose(mean, ref, atol=1e-9)
+    xa, _ = jax.jit(s.ask)(jax.random.key(1), st)
+    assert xa.dtype == jnp.float32 and xa.shape == (24, 2)

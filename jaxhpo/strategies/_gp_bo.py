@@ -4,9 +4,9 @@ Each ``tell`` appends the new observations to a fixed-capacity buffer, refits th
 hyperparameters (MAP, multi-start L-BFGS warm-started from the previous fit; see
 :mod:`jaxhpo.gp`) and factors the posterior once. Each ``ask`` scores a pool of candidates —
 uniform points plus Gaussian perturbations of the best observations — with the acquisition
-function, polishes the best of them by L-BFGS ascent on the continuous coordinates in
-lengthscale units (integer and categorical coordinates keep their candidate bins), and selects
-the batch:
+function, polishes the best few of them by steepest ascent with a batched line search on the
+continuous coordinates in lengthscale units (integer and categorical coordinates keep their
+candidate bins), and selects the batch from the polished and the raw candidates:
 
 * ``q = 1``: the maximizer of the acquisition;
 * ``q > 1``, EI/PI/UCB: *kriging believer* (Ginsbourger, Le Riche & Carraro, "Kriging is
@@ -29,6 +29,10 @@ subtracted).
 
 The first ``num_initial`` observations come from a scrambled Halton sequence.
 
+The GP state (observations, hyperparameters, Cholesky factor) and the acquisition are float64
+by default, traced under ``jax.enable_x64`` inside ``init``/``ask``/``tell`` whatever the global
+setting; the points ``ask`` returns are float32 like every strategy's.
+
 References:
   Jones, Schonlau & Welch, "Efficient global optimization of expensive black-box functions",
   J. Global Optim. 1998. Snoek, Larochelle & Adams, "Practical Bayesian optimization of machine
@@ -38,20 +42,25 @@ References:
 
 from __future__ import annotations
 
+import contextlib
+import functools
 import math
+import threading
 
 import jax
 import jax.numpy as jnp
 import numpy as np
-import optax
 from flax import struct
 
 from jaxhpo import gp
+from jaxhpo.gp._gp import argmax, argmin
 from jaxhpo._strategy import Strategy, check_population_size, check_space
 from jaxhpo.strategies._quasi_random import QuasiRandomState, quasi_random
 
 EMPTY, OK, FAILED = 0, 1, 2
 _BIG = 1e10
+# distances (in lengthscales) tried along the gradient at each polish iteration
+_STEPS = tuple(float(v) for v in np.geomspace(1.0, 1e-3, 6))
 
 
 @struct.dataclass
@@ -71,11 +80,12 @@ class GPBOState:
 
 def gp_bo(space, batch_size: int = 1, *, acquisition: str = "logei",
           kernel: str = "matern52", num_initial: int | None = None,
-          capacity: int | None = None, num_candidates: int = 1024, num_polish: int = 8,
-          polish_steps: int = 30, polish_tol: float = 1e-6,
+          capacity: int | None = None, num_candidates: int = 1024, num_polish: int = 4,
+          polish_steps: int = 10,
           num_restarts: int = 4, fit_steps: int = 30,
-          ucb_beta: float = 4.0, min_noise: float = 1e-6, thompson_candidates: int = 512,
-          refit_below: int = 64, refit_growth: float = 0.1, fit_capacity: int = 128
+          ucb_beta: float = 4.0, min_noise: float = 1e-8, thompson_candidates: int = 512,
+          refit_below: int = 64, refit_growth: float = 0.1, fit_capacity: int = 128,
+          float64: bool = True, ask_float64: bool = False, batch_pool: int = 256
           ) -> Strategy:
     """GP-based Bayesian optimization proposing ``batch_size`` points per ``ask``.
 
@@ -94,11 +104,9 @@ def gp_bo(space, batch_size: int = 1, *, acquisition: str = "logei",
         ``minimize_scan`` once for the whole run). An int fixes it (e.g. for your own
         ``lax.scan``). When the buffer is full the worst observations are dropped first.
       num_candidates: random candidates scored per ``ask`` (half uniform, half local).
-      num_polish: best candidates refined by gradient ascent (at least ``2 q`` when
-        ``q > 1``: kriging believer picks the batch from the polished and raw candidates).
-      polish_steps: at most this many L-BFGS iterations of that refinement.
-      polish_tol: a refinement stops once an iteration gains less than
-        ``polish_tol * (1 + |acquisition|)``.
+      num_polish: best candidates refined by gradient ascent (whatever ``q``: kriging
+        believer picks the batch from the polished and the raw candidates).
+      polish_steps: iterations of that refinement (steepest ascent, batched line search).
       num_restarts: L-BFGS starts of each hyperparameter fit (previous fit, prior mode, prior
         draws).
       fit_steps: at most this many L-BFGS iterations per start.
@@ -113,6 +121,15 @@ def gp_bo(space, batch_size: int = 1, *, acquisition: str = "logei",
       ucb_beta: ``beta`` of UCB.
       min_noise: floor of the noise variance in standardized units.
       thompson_candidates: candidates of the joint posterior draws of Thompson sampling.
+      float64: keep the observations, the GP fit and posterior and the acquisition in float64
+        (default; traced under ``jax.enable_x64`` so it needs no global flag). float32 loses
+        the posterior variance near observed points (``s - k^T K^-1 k`` cancels), which
+        limits how close to an optimum the acquisition can steer.
+      ask_float64: also screen the candidates in float64 (slower on CPU). By default the
+        screening predicts in float32 from the factor cast once; the polish and the choice of
+        the batch always use the GP's precision.
+      batch_pool: ``q > 1``: kriging believer picks from the polished points, the
+        ``batch_pool / 2`` best-scored candidates and ``batch_pool / 2`` uniform ones.
 
     Returns:
       A :class:`jaxhpo.Strategy` with a ``reserve`` function.
@@ -131,7 +148,7 @@ def gp_bo(space, batch_size: int = 1, *, acquisition: str = "logei",
     for name, v in (("num_candidates", num_candidates), ("num_polish", num_polish),
                     ("num_restarts", num_restarts), ("fit_steps", fit_steps),
                     ("thompson_candidates", thompson_candidates),
-                    ("fit_capacity", fit_capacity)):
+                    ("fit_capacity", fit_capacity), ("batch_pool", batch_pool)):
         check_population_size(v, name)
     if isinstance(polish_steps, bool) or not isinstance(polish_steps, int) or polish_steps < 0:
         raise ValueError(f"polish_steps must be an int >= 0, got {polish_steps!r}")
@@ -144,32 +161,40 @@ def gp_bo(space, batch_size: int = 1, *, acquisition: str = "logei",
                          f"{refit_below!r}, {refit_growth!r}")
     if not ucb_beta > 0 or not min_noise >= 0:
         raise ValueError(f"ucb_beta must be > 0 and min_noise >= 0, got {ucb_beta}, {min_noise}")
-    # a batch draws on the pool of polished local maxima: polish at least 2 q starts
-    num_polish = min(max(num_polish, 2 * q if q > 1 else 1), num_candidates)
+    num_polish = min(num_polish, num_candidates)
     n_ts = min(thompson_candidates, num_candidates)
     warm = quasi_random(space, q)
+    ft = jnp.float64 if float64 else jnp.float32
+    fa = jnp.float64 if float64 and ask_float64 else jnp.float32
+    n_pool = min(batch_pool, num_candidates)
     is_log_acq = acquisition in ("logei", "logpi")
     discrete = jnp.asarray(np.asarray(spec.num_bins) > 0)
 
+    def cast(tree, dtype):
+        return jax.tree.map(
+            lambda a: a.astype(dtype) if jnp.issubdtype(a.dtype, jnp.floating) else a, tree)
+
     def prepare(x):
-        return space.neutralize(gp.snap_to_bins(spec, x))
+        return space.neutralize(gp.snap_to_bins(spec, x)).astype(x.dtype)
 
     # ------------------------------------------------------------------ state and buffer
     def empty_posterior(cap):
-        eye = jnp.eye(cap, dtype=jnp.float32)
-        p = gp.GPParams.default(d, jnp.float32)
-        return gp.Posterior(jnp.zeros((cap, d)), jnp.zeros(cap, bool), eye, eye, jnp.zeros(cap),
-                            jnp.exp(p.log_lengthscale), jnp.float32(1.0), jnp.float32(1e-2),
-                            jnp.float32(0.0), jnp.float32(1.0), spec)
+        eye = jnp.eye(cap, dtype=ft)
+        p = gp.GPParams.default(d, ft)
+        one = jnp.ones((), ft)
+        return gp.Posterior(jnp.zeros((cap, d), ft), jnp.zeros(cap, bool), eye, eye,
+                            jnp.zeros(cap, ft), jnp.exp(p.log_lengthscale), one, 1e-2 * one,
+                            0.0 * one, one, spec)
 
     def init(key):
-        k_warm, k_fit = jax.random.split(key)
-        return GPBOState(jnp.zeros((cap0, d)), jnp.zeros(cap0), jnp.zeros(cap0, jnp.int32),
+        with _outer_precision():
+            k_warm, k_fit = jax.random.split(key)
+            w0 = warm.init(k_warm)
+        return GPBOState(jnp.zeros((cap0, d), ft), jnp.zeros(cap0, ft), jnp.zeros(cap0, jnp.int32),
                          jnp.zeros((), jnp.int32), jnp.zeros((), jnp.int32),
-                         gp.GPParams.default(d, jnp.float32),
-                         empty_posterior(cap0), k_fit, warm.init(k_warm),
-                         jnp.full((d,), 0.5, jnp.float32),
-                         jnp.float32(np.finfo(np.float32).max))
+                         gp.GPParams.default(d, ft),
+                         empty_posterior(cap0), k_fit, w0,
+                         jnp.full((d,), 0.5, ft), jnp.asarray(np.finfo(np.float32).max, ft))
 
     def reserve(state, n):
         """Grow the buffer (doubling) so it holds ``n`` observations; call outside ``jit``."""
@@ -195,8 +220,8 @@ def gp_bo(space, batch_size: int = 1, *, acquisition: str = "logei",
         cap = state.x.shape[0]
 
         def append(_):
-            i = jnp.minimum(state.count, cap - q)
-            return (jax.lax.dynamic_update_slice(state.x, x, (i, 0)),
+            i = jnp.minimum(state.count, cap - q).astype(jnp.int32)
+            return (jax.lax.dynamic_update_slice(state.x, x, (i, jnp.int32(0))),
                     jax.lax.dynamic_update_slice(state.y, y, (i,)),
                     jax.lax.dynamic_update_slice(state.status, status, (i,)))
 
@@ -212,24 +237,30 @@ def gp_bo(space, batch_size: int = 1, *, acquisition: str = "logei",
 
     # ------------------------------------------------------------------ tell
     def tell(state, x, fitness):
-        f = jnp.asarray(fitness, jnp.float32).reshape(q)
+        state = cast(state, ft)  # e.g. a state restored from a journal as float32
+        f = jnp.asarray(fitness).astype(ft).reshape(q)
+        x = jnp.asarray(x).astype(ft)
         ok = jnp.isfinite(f)
         xb, yb, sb = insert(state, prepare(x), jnp.where(ok, f, 0.0),
                             jnp.where(ok, OK, FAILED).astype(jnp.int32))
         mask = sb == OK
-        key, k_fit, k_sub = jax.random.split(state.key, 3)
+        with _outer_precision():  # random draws in the caller's precision, then cast
+            key, k_fit, k_sub = jax.random.split(state.key, 3)
+            u_sub = jax.random.uniform(k_sub, mask.shape)
+            draws = gp.sample_prior(k_fit, d, max(num_restarts - 2, 0), jnp.float32)
+        draws = jax.tree.map(lambda a: a.astype(ft), draws)
 
         def refit(params):
             if xb.shape[0] > fit_capacity:  # a random subset of the OK points (all if fewer)
-                prio = jnp.where(mask, jax.random.uniform(k_sub, mask.shape), 2.0)
+                prio = jnp.where(mask, u_sub, 2.0)
                 idx = jnp.argsort(prio)[:fit_capacity]
                 xf, yf, mf = xb[idx], yb[idx], mask[idx]
             else:
                 xf, yf, mf = xb, yb, mask
             starts = jax.tree.map(
                 lambda a, b, c: jnp.concatenate([a[None], b[None], c]), params,
-                gp.GPParams.default(d, jnp.float32),
-                gp.sample_prior(k_fit, d, max(num_restarts - 2, 0), jnp.float32))
+                gp.GPParams.default(d, ft),
+                draws)
             starts = jax.tree.map(lambda a: a[:num_restarts], starts)
             return gp.fit(xf, yf, mf, spec, starts, num_steps=fit_steps, min_noise=min_noise)
 
@@ -239,7 +270,7 @@ def gp_bo(space, batch_size: int = 1, *, acquisition: str = "logei",
         params = jax.lax.cond(due, refit, lambda p: p, state.params)
         post = gp.posterior(params, xb, yb, mask, spec, min_noise)
         fc = jnp.where(ok, f, jnp.inf)
-        i = jnp.argmin(fc)
+        i = argmin(fc)
         better = fc[i] < state.best_fitness
         return state.replace(x=xb, y=yb, status=sb, count=state.count + q,
                              fitted_at=jnp.where(due, n_ok, state.fitted_at), params=params,
@@ -272,68 +303,76 @@ def gp_bo(space, batch_size: int = 1, *, acquisition: str = "logei",
         return penalize(s, failure_corr(state, xc))
 
     def candidates(key, state):
-        k_u, k_par, k_step, k_len, k_flip, k_new = jax.random.split(key, 6)
         n_u = num_candidates - num_candidates // 2
         n_l = num_candidates // 2
-        uniform = jax.random.uniform(k_u, (n_u, d))
+        n_top = jnp.clip(jnp.sum(state.status == OK), 1, 5).astype(jnp.int32)
+        with _outer_precision():
+            k_u, k_par, k_step, k_len, k_flip, k_new = jax.random.split(key, 6)
+            uniform = jax.random.uniform(k_u, (n_u, d))
+            which = jax.random.randint(k_par, (n_l,), 0, n_top)
+            noise = jax.random.normal(k_step, (n_l, d)) * jnp.exp(
+                jax.random.uniform(k_len, (n_l, 1), minval=-3.0, maxval=0.0))
+            flip = jax.random.uniform(k_flip, (n_l, d)) < 1.0 / d
+            fresh = jax.random.uniform(k_new, (n_l, d))
         # local: perturb the best OK observations (top 5) on the lengthscale's scale
         z = jnp.where(state.status == OK, state.y, jnp.inf)
         top = jnp.argsort(z)[:5]
-        n_top = jnp.clip(jnp.sum(state.status == OK), 1, 5)
-        parent = state.x[top[jax.random.randint(k_par, (n_l,), 0, n_top)]]
+        parent = state.x[top[which]]
         scale = jnp.clip(0.2 * state.post.lengthscale, 1e-3, 0.2)
-        step = scale * jax.random.normal(k_step, (n_l, d)) * jnp.exp(
-            jax.random.uniform(k_len, (n_l, 1), minval=-3.0, maxval=0.0))
-        flip = jax.random.uniform(k_flip, (n_l, d)) < 1.0 / d
-        local = jnp.where(discrete, jnp.where(flip, jax.random.uniform(k_new, (n_l, d)),
-                                              parent), parent + step)
+        step = scale * noise.astype(fa)
+        local = jnp.where(discrete, jnp.where(flip, fresh.astype(fa), parent), parent + step)
+        uniform = uniform.astype(fa)
         return prepare(jnp.clip(jnp.concatenate([uniform, local]), 0.0, 1.0))
 
     def polish(state, x0, best):
-        """Refine each row of ``x0`` by L-BFGS ascent of the acquisition (vmapped starts).
+        """Refine each row of ``x0`` by steepest ascent of the acquisition with a batched
+        line search (all starts and all trial steps scored in one matrix product).
 
-        The continuous coordinates are optimized in lengthscale units, ``x = clip(z * l)``
-        (the preconditioning of Optuna's GPSampler: every direction has the same curvature
-        scale); outside the cube the objective is flat, so a start that leaves it ends on
-        its face. Integer and categorical coordinates keep their candidate bins. A start
-        stops once an iteration gains less than ``polish_tol * (1 + |acq|)``.
+        The continuous coordinates move in lengthscale units, ``x = clip(z * l)`` (the
+        preconditioning of Optuna's GPSampler: every direction has a similar curvature scale).
+        Each of ``polish_steps`` iterations takes the gradient at every start and scores the
+        points at distances ``_STEPS`` (lengthscale units) along it, and along the previous
+        move (a pattern move that cuts the zig-zag of steepest ascent); a start moves to the
+        best of them if it improves. Integer and categorical coordinates keep their bins.
+        A fixed iteration count with no data-dependent loop keeps ``ask`` time predictable.
         """
-        ls = jnp.clip(state.post.lengthscale, 1e-2, 1.0).astype(x0.dtype)
-        opt = optax.lbfgs(linesearch=optax.scale_by_backtracking_linesearch(
-            max_backtracking_steps=12, store_grad=True))
-
-        def run(xi):
-            def to_x(z):
-                return prepare(jnp.where(discrete, xi, jnp.clip(z * ls, 0.0, 1.0)))
-
-            def loss(z):
-                v = -score_points(state, to_x(z)[None], best)[0]
-                return jnp.where(jnp.isfinite(v), v, _BIG)
-
-            value_and_grad = optax.value_and_grad_from_state(loss)
-
-            def step(carry):
-                i, z, s, v_prev, _ = carry
-                v, g = value_and_grad(z, state=s)
-                g = jnp.where(jnp.isfinite(g), g, 0.0)
-                u, s = opt.update(g, s, z, value=v, grad=g, value_fn=loss)
-                return i + 1, optax.apply_updates(z, u), s, v, v_prev
-
-            def going(carry):
-                i, _, _, v, v_prev = carry
-                return (i < 2) | ((i < polish_steps)
-                                  & (v_prev - v > polish_tol * (1.0 + jnp.abs(v))))
-
-            z0 = xi / ls
-            big = jnp.asarray(_BIG, xi.dtype)
-            _, z, _, _, _ = jax.lax.while_loop(going, step,
-                                               (0, z0, opt.init(z0), big, 2 * big))
-            x = to_x(z)
-            return jnp.where(loss(z) <= loss(z0), x, xi)
-
         if polish_steps == 0:
             return x0
-        return jax.vmap(run)(x0)
+        ls = jnp.clip(state.post.lengthscale, 1e-2, 1.0).astype(x0.dtype)
+        steps = jnp.asarray(_STEPS, x0.dtype)
+        m = x0.shape[0]
+
+        def to_x(z, base):
+            return prepare(jnp.where(discrete, base, jnp.clip(z * ls, 0.0, 1.0)))
+
+        def score(z, base):
+            s = score_points(state, to_x(z, base), best)
+            return jnp.where(jnp.isfinite(s), s, -_BIG)
+
+        def step(_, carry):
+            z, s, move = carry
+            g = jax.grad(lambda z: jnp.sum(score(z, x0)))(z)
+            g = jnp.where(discrete | ~jnp.isfinite(g), 0.0, g)
+            gdir = g / (jnp.linalg.norm(g, axis=-1, keepdims=True) + 1e-30)
+            mnorm = jnp.linalg.norm(move, axis=-1, keepdims=True)
+            mdir = move / (mnorm + 1e-30)
+            # trial points: along the gradient at the fixed distances, along the last move at
+            # 1 and 2 times its length
+            tg = z[:, None, :] + steps[None, :, None] * gdir[:, None, :]
+            tm = z[:, None, :] + (jnp.asarray([1.0, 2.0], z.dtype)[None, :, None]
+                                  * mnorm[:, None, :]) * mdir[:, None, :]
+            trial = jnp.concatenate([tg, tm], axis=1)  # f[m, ns + 2, d]
+            k = trial.shape[1]
+            st = score(trial.reshape(m * k, d), jnp.repeat(x0, k, axis=0)).reshape(m, k)
+            j = argmax(st, axis=1)
+            better = st[jnp.arange(m), j] > s
+            znew = jnp.where(better[:, None], trial[jnp.arange(m), j], z)
+            return znew, jnp.where(better, st[jnp.arange(m), j], s), znew - z
+
+        z0 = x0 / ls
+        s0 = score(z0, x0)
+        z, _, _ = jax.lax.fori_loop(0, polish_steps, step, (z0, s0, jnp.zeros_like(z0)))
+        return to_x(z, x0)
 
     def kriging_believer(state, xc, mean, var, v, corr, best):
         """Greedy batch of q rows of the pool xc (see module docstring); mean, var, v and corr
@@ -346,7 +385,7 @@ def gp_bo(space, batch_size: int = 1, *, acquisition: str = "logei",
             var, w, best, taken = carry
             s = penalize(gp.acquisition_value(acquisition, mean, var, best, ucb_beta), corr)
             s = jnp.where(taken | ~jnp.isfinite(s), -jnp.inf, s)
-            p = jnp.argmax(s)
+            p = argmax(s)
             k_cp = gp.kernel_matrix(spec, post.lengthscale, post.signal, uc, uc[p][None])[:, 0]
             cov = k_cp - v.T @ v[:, p] - w @ w[p]
             wj = cov / jnp.sqrt(var[p] + post.noise)
@@ -367,49 +406,97 @@ def gp_bo(space, batch_size: int = 1, *, acquisition: str = "logei",
         cov = gp.kernel_matrix(spec, post.lengthscale, post.signal, uc, uc) - v.T @ v
         chol = gp.cholesky_with_retries(cov + 1e-6 * post.signal * jnp.eye(n_ts),
                                         1e-5 * post.signal)
-        draws = mean + jax.random.normal(key, (q, n_ts)) @ chol.T  # f32[q, n]
+        with _outer_precision():
+            normal = jax.random.normal(key, (q, n_ts))
+        draws = mean + normal.astype(fa) @ chol.T  # f[q, n]
         draws = draws + 3.0 * failure_corr(state, xc)
 
         def pick(taken, f):
-            p = jnp.argmin(jnp.where(taken, jnp.inf, f))
+            p = argmin(jnp.where(taken, jnp.inf, f))
             return taken.at[p].set(True), p
 
         _, picks = jax.lax.scan(pick, jnp.zeros(n_ts, bool), draws)
         return xc[picks]
 
     def model_ask(key, state):
-        k_cand, k_ts = jax.random.split(key)
-        best = incumbent(state)
-        xc = candidates(k_cand, state)
+        with _outer_precision():
+            k_cand, k_ts = jax.random.split(key)
+        # Screening in float32 (a ranking: cast the float64 factor once), the polish and the
+        # final choice in the GP's precision ft, where variances near observed points survive.
+        screen = cast(state, fa)
+        xc = candidates(k_cand, screen)
         if acquisition == "thompson":
-            return thompson(k_ts, state, xc)
+            return thompson(k_ts, screen, xc)
 
-        def evaluate(x):  # posterior, solves and penalized score of a set of points
-            mean, var, v = gp.predict(state.post, x, return_solve=True)
-            corr = failure_corr(state, x)
+        def evaluate(st, x):  # posterior, solves and penalized score of a set of points
+            best = incumbent(st)
+            mean, var, v = gp.predict(st.post, x, return_solve=True)
+            corr = failure_corr(st, x)
             s = penalize(gp.acquisition_value(acquisition, mean, var, best, ucb_beta), corr)
             return mean, var, v, corr, jnp.where(jnp.isfinite(s), s, -jnp.inf)
 
-        mean, var, v, corr, scores = evaluate(xc)
-        xp = polish(state, xc[jax.lax.top_k(scores, num_polish)[1]], best)
-        mp, vp, solp, cp, sp = evaluate(xp)
+        scores = evaluate(screen, xc)[-1]
+        top = xc[jax.lax.top_k(scores, max(num_polish, n_pool))[1]].astype(ft)
+        xp = polish(state, top[:num_polish], incumbent(state))
         if q == 1:
-            both = jnp.concatenate([sp, scores])
-            return jnp.concatenate([xp, xc])[jnp.argmax(both)][None]
-        return kriging_believer(state, jnp.concatenate([xp, xc]), jnp.concatenate([mp, mean]),
-                                jnp.concatenate([vp, var]), jnp.concatenate([solp, v], axis=1),
-                                jnp.concatenate([cp, corr]), best)
+            return xp[argmax(evaluate(state, xp)[-1])][None]
+        # batch pool: the polished points, the best raw candidates and some uniform ones
+        pool = jnp.concatenate([xp, top[:n_pool // 2], xc[:n_pool // 2].astype(ft)])
+        mean, var, v, corr, _ = evaluate(state, pool)
+        return kriging_believer(state, pool, mean, var, v, corr, incumbent(state))
 
     def ask(key, state):
+        state = cast(state, ft)
         ready = (state.count >= n_init) & (jnp.sum(state.status == OK) >= 2)
 
         def from_model(st):
             return model_ask(key, st).astype(jnp.float32), st
 
         def from_warmup(st):
-            x, w = warm.ask(key, st.warmup)
-            return x, st.replace(warmup=w)
+            with _outer_precision():
+                x, w = warm.ask(key, st.warmup)
+            return x.astype(jnp.float32), st.replace(warmup=w)
 
         return jax.lax.cond(ready, from_model, from_warmup, state)
 
-    return Strategy(init, ask, tell, q, d, "gp_bo", reserve=reserve)
+    return Strategy(_in_precision(init, float64), _in_precision(ask, float64),
+                    _in_precision(tell, float64), q, d, "gp_bo",
+                    reserve=_in_precision(reserve, float64))
+
+
+_CALLER = threading.local()  # the caller's jax_enable_x64 while a float64 gp_bo traces
+
+
+def _in_precision(fn, float64: bool):
+    """``fn`` run (and traced) with 64-bit types enabled when ``float64``: the GP state is
+    float64 whatever the global ``jax_enable_x64`` setting; ``x`` of ``ask`` stays float32.
+
+    Only primitives whose lowering does not re-trace Python code may be traced this way
+    (the program is compiled under the caller's setting): random draws, the warm-up sampler
+    and ``argmax`` run in :func:`_outer_precision` or use :func:`jaxhpo.gp._gp.argmax`.
+    """
+    if not float64:
+        return fn
+
+    @functools.wraps(fn)
+    def wrapped(*args, **kwargs):
+        prev = getattr(_CALLER, "x64", None)
+        _CALLER.x64 = bool(jax.config.read("jax_enable_x64"))
+        try:
+            with jax.enable_x64(True):
+                return fn(*args, **kwargs)
+        finally:
+            _CALLER.x64 = prev
+
+    return wrapped
+
+
+@contextlib.contextmanager
+def _outer_precision():
+    """Inside :func:`_in_precision`, trace with the caller's x64 setting (else no-op)."""
+    x64 = getattr(_CALLER, "x64", None)
+    if x64 is None:
+        yield
+    else:
+        with jax.enable_x64(x64):
+            yield
