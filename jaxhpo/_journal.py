@@ -54,7 +54,10 @@ def decode_state(leaves: list[dict], template):
         else:
             if tuple(arr.shape) != tuple(np.shape(tmpl)):
                 raise ValueError("journal state shapes differ from the strategy's state")
-            new.append(jax.numpy.asarray(arr))
+            # 64-bit leaves (e.g. gp_bo's float64 GP state) stay 64-bit whatever the global
+            # x64 setting, so a resumed state is bit-exact.
+            with jax.enable_x64(arr.dtype.itemsize == 8 and arr.dtype.kind in "fiuc"):
+                new.append(jax.numpy.asarray(arr))
     return jax.tree.unflatten(treedef, new)
 
 
