@@ -6,6 +6,8 @@ In the spirit of optax's ``_OPTIMIZERS_UNDER_TEST`` and evosax's conftest: shape
 with a known optimum.
 """
 
+import functools
+
 import jax
 import jax.numpy as jnp
 import numpy as np
@@ -26,6 +28,12 @@ def mixed_space():
 
 def unit_space(d):
     return Space({f"x{i}": Float(0.0, 1.0) for i in range(d)})
+
+
+# The lax.scan, NaN/inf and progress tests share one space (and the driver names of ``run``),
+# so a strategy's jitted ask/tell compile once per process and later tests hit the persistent
+# compilation cache (compiling gp_bo and ppo_agent dominates this file's time on a CPU).
+SPACE_2D = unit_space(2)
 
 
 def toy_fitness(x, m):
@@ -72,10 +80,14 @@ def test_no_retrace_across_generations(name):
     s = REGISTRY[name].make(space, POP)
     traces = {"ask": 0, "tell": 0}
 
+    # wraps: the jitted programs keep the names "ask"/"tell", so they equal (and are served
+    # from the compilation cache as) the programs of test_ask_shape_dtype_bounds
+    @functools.wraps(s.ask)
     def counted_ask(key, state):
         traces["ask"] += 1
         return s.ask(key, state)
 
+    @functools.wraps(s.tell)
     def counted_tell(state, x, f):
         traces["tell"] += 1
         return s.tell(state, x, f)
@@ -96,7 +108,7 @@ def test_deterministic_under_fixed_key(name):
 
 @pytest.mark.parametrize("name", NAMES)
 def test_runs_inside_lax_scan(name):
-    s = REGISTRY[name].make(unit_space(3), POP)
+    s = REGISTRY[name].make(SPACE_2D, POP)
     m = REGISTRY[name].num_objectives
     key = jax.random.key(3)
 
@@ -126,7 +138,7 @@ def test_runs_inside_lax_scan(name):
 
 @pytest.mark.parametrize("name", NAMES)
 def test_nan_inf_fitness_keeps_state_and_proposals_finite(name):
-    s = REGISTRY[name].make(unit_space(4), POP)
+    s = REGISTRY[name].make(SPACE_2D, POP)
     xs, state = run(s, jax.random.key(4), 8, REGISTRY[name].num_objectives, corrupt=True)
     assert bool(jnp.all(jnp.isfinite(xs))) and bool(jnp.all((xs >= 0) & (xs <= 1)))
     for leaf in jax.tree.leaves(state):
@@ -143,7 +155,7 @@ def test_progress_on_known_optimum(name):
     of the closest proposal to the Pareto set (the segment from 0.3 to 0.7 on the diagonal).
     """
     m = REGISTRY[name].num_objectives
-    s = REGISTRY[name].make(unit_space(2), POP)
+    s = REGISTRY[name].make(SPACE_2D, POP)
     xs, _ = run(s, jax.random.key(5), 20, m)
     xs = np.asarray(xs).reshape(-1, 2)
     if m == 1:
