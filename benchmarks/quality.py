@@ -1,13 +1,16 @@
 """Search quality: regret (best value found - known optimum) after N evaluations.
 
 Strategies x test functions x seeds, jaxhpo strategies side by side with Optuna samplers on the
-same functions and domains. Later strategies join by adding one line to ``JAXHPO_STRATEGIES``
-(or ``OPTUNA_SAMPLERS``). Prints median regret [25%, 75%] at each checkpoint and writes JSON
-under ``benchmarks/results/``.
+same functions and domains, and BoTorch's (q)LogEI as a batch-BO reference (``BOTORCH``; needs
+``pip install botorch``, Optuna's ``GPSampler`` needs ``torch``). Later strategies join by adding
+one line to ``JAXHPO_STRATEGIES`` (or ``OPTUNA_SAMPLERS``). Prints median regret [25%, 75%] at
+each checkpoint and writes JSON under ``benchmarks/results/``.
 
     python benchmarks/quality.py                                  # defaults below
     python benchmarks/quality.py --functions branin --evals 128 --seeds 10 \
         --strategies quasi_random,random_search,optuna_random,optuna_qmc
+    python benchmarks/quality.py --functions branin --evals 50 --batch 8 --checkpoints 25,50 \
+        --strategies gp_bo,botorch_logei,botorch_logei_fixed_noise   # batch-BO reference
     python benchmarks/quality.py --quick                          # smoke test
 """
 
@@ -76,6 +79,62 @@ OPTUNA_SAMPLERS = {
     "optuna_tpe": lambda seed: _optuna().samplers.TPESampler(seed=seed),
     "optuna_gp": lambda seed: _optuna().samplers.GPSampler(seed=seed),  # needs torch
 }
+
+
+def _botorch_batch(model, best, q, d):
+    """Next ``q`` points (unit cube, maximizing ``-f``): analytic LogEI for ``q = 1``, otherwise
+    qLogEI optimized by BoTorch's sequential greedy ``optimize_acqf(sequential=True)``."""
+    import torch
+    from botorch.acquisition import LogExpectedImprovement, qLogExpectedImprovement
+    from botorch.optim import optimize_acqf
+
+    acqf = (LogExpectedImprovement(model, best_f=best) if q == 1
+            else qLogExpectedImprovement(model, best_f=best))
+    bounds = torch.stack([torch.zeros(d, dtype=torch.float64), torch.ones(d, dtype=torch.float64)])
+    x, _ = optimize_acqf(acqf, bounds=bounds, q=q, num_restarts=10, raw_samples=512,
+                         sequential=q > 1)
+    return x
+
+
+def run_botorch(tf, evals: int, batch: int, seeds: list[int], fixed_noise: bool = False
+                ) -> np.ndarray:
+    """Best-so-far values ``f[seeds, evals]`` of BoTorch (an optional reference, ``pip install
+    botorch``): ``SingleTaskGP`` with its default priors, outputs standardized, refitted each
+    round, (q)LogEI as in :func:`_botorch_batch`; a scrambled Sobol warm-up of as many points as
+    gp_bo's (``max(10, d + 1)`` rounded up to whole batches); the same float32 objective as
+    :func:`run_jaxhpo`. By default the GP infers its noise (BoTorch's default, which floors it at
+    ``1e-4`` of the standardized variance); ``fixed_noise`` fixes it at ``1e-8`` of the
+    variance of the observations, for these noise-free functions."""
+    import torch
+    from botorch.fit import fit_gpytorch_mll
+    from botorch.models import SingleTaskGP
+    from botorch.models.transforms import Standardize
+    from gpytorch.mlls import ExactMarginalLogLikelihood
+
+    d = len(tf.space)
+    f = jax.jit(lambda u: tf.fn(tf.from_unit(u)))
+    n_init = math.ceil(max(10, d + 1) / batch) * batch
+    out = []
+    for s in seeds:
+        torch.manual_seed(s)
+        x = torch.quasirandom.SobolEngine(d, scramble=True, seed=s).draw(n_init).double()
+        y = torch.as_tensor(np.asarray(f(jnp.asarray(x.numpy(), jnp.float32)), np.float64))
+        while len(y) < evals:
+            ok = torch.isfinite(y)
+            yo = -y[ok, None]
+            yvar = torch.full_like(yo, 1e-8) * yo.var() if fixed_noise else None
+            model = SingleTaskGP(x[ok], yo, yvar, outcome_transform=Standardize(m=1))
+            fit_gpytorch_mll(ExactMarginalLogLikelihood(model.likelihood, model))
+            xn = _botorch_batch(model, (-y[ok]).max(), batch, d).detach()
+            xn = jnp.asarray(xn.numpy(), jnp.float32)  # evaluated where jaxhpo would evaluate
+            x = torch.cat([x, torch.as_tensor(np.asarray(xn, np.float64))])
+            y = torch.cat([y, torch.as_tensor(np.asarray(f(xn), np.float64))])
+        out.append(np.fmin.accumulate(np.where(np.isfinite(y.numpy()), y.numpy(), np.inf))[:evals])
+    return np.array(out)
+
+
+# BoTorch references (:func:`run_botorch`; batch size from --batch, like the jaxhpo strategies)
+BOTORCH = ("botorch_logei", "botorch_logei_fixed_noise")
 FUNCTIONS = ["branin", "hartmann3", "hartmann6", "ackley-5", "levy-4", "rosenbrock-2",
              "styblinski_tang-4"]
 
@@ -132,6 +191,7 @@ def main(argv=None):
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--evals", type=int, default=128)
     ap.add_argument("--seeds", type=int, default=10)
+    ap.add_argument("--first-seed", type=int, default=0, help="seeds first..first+seeds-1")
     ap.add_argument("--batch", type=int, default=8)
     ap.add_argument("--functions", default=",".join(FUNCTIONS))
     ap.add_argument("--strategies", default=",".join([*JAXHPO_STRATEGIES, *OPTUNA_SAMPLERS]))
@@ -140,9 +200,10 @@ def main(argv=None):
     args = ap.parse_args(argv)
     if args.quick:
         args.seeds, args.evals, args.functions = 2, 32, "branin,hartmann3"
-    seeds = list(range(args.seeds))
+    seeds = list(range(args.first_seed, args.first_seed + args.seeds))
     names = [s for s in args.strategies.split(",") if s]
-    unknown = [s for s in names if s not in JAXHPO_STRATEGIES and s not in OPTUNA_SAMPLERS]
+    unknown = [s for s in names
+               if s not in JAXHPO_STRATEGIES and s not in OPTUNA_SAMPLERS and s not in BOTORCH]
     if unknown:
         raise SystemExit(f"unknown strategies {unknown}")
     checkpoints = sorted({min(int(c), args.evals) for c in args.checkpoints.split(",")}
@@ -156,6 +217,9 @@ def main(argv=None):
             t0 = time.perf_counter()
             if name in JAXHPO_STRATEGIES:
                 best = run_jaxhpo(JAXHPO_STRATEGIES[name], tf, args.evals, args.batch, seeds)
+            elif name in BOTORCH:
+                best = run_botorch(tf, args.evals, args.batch, seeds,
+                                   fixed_noise=name == "botorch_logei_fixed_noise")
             else:
                 best = run_optuna(OPTUNA_SAMPLERS[name], tf, args.evals, seeds)
             regret = best - tf.optimum_value
