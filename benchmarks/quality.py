@@ -105,8 +105,11 @@ def run_botorch(tf, evals: int, batch: int, seeds: list[int], fixed_noise: bool 
     :func:`run_jaxhpo`. By default the GP infers its noise (BoTorch's default, which floors it at
     ``1e-4`` of the standardized variance); ``fixed_noise`` fixes it at ``1e-8`` of the
     variance of the observations, for these noise-free functions."""
-    import torch
-    from botorch.fit import fit_gpytorch_mll
+    try:
+        import torch
+        from botorch.fit import fit_gpytorch_mll
+    except ImportError as e:
+        raise SystemExit(f"the BoTorch references need `pip install botorch` ({e})") from e
     from botorch.models import SingleTaskGP
     from botorch.models.transforms import Standardize
     from gpytorch.mlls import ExactMarginalLogLikelihood
@@ -200,6 +203,9 @@ def main(argv=None):
     args = ap.parse_args(argv)
     if args.quick:
         args.seeds, args.evals, args.functions = 2, 32, "branin,hartmann3"
+    if args.first_seed < 0 or args.seeds < 1:
+        ap.error(f"--first-seed must be >= 0 and --seeds >= 1, got {args.first_seed}, "
+                 f"{args.seeds}")
     seeds = list(range(args.first_seed, args.first_seed + args.seeds))
     names = [s for s in args.strategies.split(",") if s]
     unknown = [s for s in names
