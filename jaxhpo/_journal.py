@@ -6,7 +6,10 @@ Records, one JSON object per line:
   directions and the run key, checked on resume;
 * ``{"type": "trial", ...}``: one completed trial (see :class:`jaxhpo.Trial`);
 * ``{"type": "state", "generation": g, "leaves": [...]}``: the strategy state after ``tell`` of
-  generation ``g``, bit-exact (raw bytes, base64).
+  generation ``g``, bit-exact (raw bytes, base64);
+* ``{"type": "pbt", "round": i, "step", "src", "exploit", "x"}`` (``jaxhpo.tune`` with PBT): round
+  ``i``'s copies and the unit-cube hyperparameters after it; round 0 also holds ``x0``, those
+  before it. :func:`jaxhpo.schedulers.pbt_schedules` rebuilds the schedules from them.
 
 Every write is flushed and ``fsync``-ed. A line cut short by a crash is dropped on reopening.
 """

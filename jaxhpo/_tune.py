@@ -20,7 +20,8 @@ slot for the first time (stopped, paused at a rung, or done), with the value it 
 model-based strategy learns from low-fidelity results, as ASHA+BO systems do, instead of
 waiting for trials that may never be promoted.
 
-Journal (``journal=path``): every ended trial is appended to a JSON Lines file, and the whole run
+Journal (``journal=path``): every ended trial (and, under PBT, every exploit/explore round) is
+appended to a JSON Lines file, and the whole run
 state (slots' weights, parked trials, scheduler, strategy, bookkeeping) is checkpointed to
 ``path + ".ckpt"`` (atomically) every ``checkpoint_every`` rounds; ``resume=True`` restarts from
 the checkpoint and, replaying deterministically, never records a trial twice.
@@ -527,6 +528,7 @@ class _SlotRun:
         self.t_start = time.time()
         if resume and ckpt and os.path.exists(ckpt):
             self._load(ckpt)
+        pbt_written = len(self.pbt_events)  # those in a checkpoint were journaled before it
         history = History([f"val_{self.metric}"], self.dirs)
         curves = {}
         for n in sorted(done):
@@ -552,6 +554,9 @@ class _SlotRun:
                 if jr is not None and fresh:
                     jr.write(*[tr.to_record() | {"type": "trial", "curve": c}
                                for tr, c in fresh])
+                if jr is not None and len(self.pbt_events) > pbt_written:
+                    jr.write(*self._pbt_records(pbt_written))
+                    pbt_written = len(self.pbt_events)
                 if ckpt and self.round % checkpoint_every == 0:
                     self._save(ckpt)
             rest = []
@@ -579,13 +584,22 @@ class _SlotRun:
                           self.trace, curves, schedules)
 
     def _schedules(self):
-        from jaxhpo.schedulers import pbt_lineage, pbt_record_init, pbt_record_update
+        from jaxhpo.schedulers import pbt_schedules
 
         x0 = self.pbt_x0 if self.pbt_x0 is not None else self.x
-        rec = pbt_record_init(np.asarray(x0), max(1, len(self.pbt_events)))
-        for s, src, ex, x in self.pbt_events:
-            rec = pbt_record_update(rec, s, np.asarray(src), np.asarray(ex), np.asarray(x))
-        return {i: pbt_lineage(rec, i) for i in range(self.size)}
+        return pbt_schedules(x0, self.pbt_events)
+
+    def _pbt_records(self, start):
+        """Journal records of the PBT rounds from ``start`` on (``x0`` rides on round 0)."""
+        out = []
+        for i in range(start, len(self.pbt_events)):
+            step, src, ex, x = self.pbt_events[i]
+            rec = {"type": "pbt", "round": i, "step": int(step), "src": src, "exploit": ex,
+                   "x": x}
+            if i == 0:
+                rec["x0"] = np.asarray(self.pbt_x0).tolist()
+            out.append(rec)
+        return out
 
 
 # ---------------------------------------------------------------------------- Python objectives

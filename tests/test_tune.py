@@ -82,6 +82,46 @@ def test_pbt_copies_and_records_schedules(setup):
         assert lineage[0]["copied_from"] is None and lineage[0]["step"] == 0
 
 
+def _same_schedules(a, b):
+    assert sorted(a) == sorted(b)
+    for m in a:
+        assert [(s["step"], s["slot"], s["copied_from"]) for s in a[m]] == \
+            [(s["step"], s["slot"], s["copied_from"]) for s in b[m]]
+        for sa, sb in zip(a[m], b[m]):
+            np.testing.assert_array_equal(sa["x"], sb["x"])
+
+
+def test_pbt_schedules_are_journaled_and_survive_a_crash(setup, tmp_path, monkeypatch):
+    from jaxhpo.plot import read_journal
+
+    full = run(setup, S.PBT(60, 20, fraction=0.25), 8, pop=8, journal=tmp_path / "full.jsonl")
+    assert sum(len(s) - 1 for s in full.schedules.values()) > 0  # some member copied
+    _same_schedules(read_journal(tmp_path / "full.jsonl").schedules, full.schedules)
+    # killed after the second exploit round (step 40) but before its checkpoint (every 3
+    # rounds of 10 steps): the resumed run replays that round and journals it again; the
+    # journal's schedules are still the uninterrupted run's
+    path = tmp_path / "run.jsonl"
+    real = _tune._SlotRun.step
+    calls = {"n": 0}
+
+    def crashing(self):
+        calls["n"] += 1
+        if calls["n"] == 5:
+            raise KeyboardInterrupt("simulated crash")
+        return real(self)
+
+    monkeypatch.setattr(_tune._SlotRun, "step", crashing)
+    with pytest.raises(KeyboardInterrupt):
+        run(setup, S.PBT(60, 20, fraction=0.25), 8, pop=8, journal=path, checkpoint_every=3)
+    monkeypatch.setattr(_tune._SlotRun, "step", real)
+    assert path.read_text().count('"type": "pbt"') == 2
+    resumed = run(setup, S.PBT(60, 20, fraction=0.25), 8, pop=8, journal=path, resume=True,
+                  checkpoint_every=3)
+    assert path.read_text().count('"type": "pbt"') == 3  # round 1 twice
+    _same_schedules(resumed.schedules, full.schedules)
+    _same_schedules(read_journal(path).schedules, full.schedules)
+
+
 def test_resume_after_a_crash_equals_an_uninterrupted_run(setup, tmp_path, monkeypatch):
     sched = lambda: S.HyperBand(10, 90, eta=3)  # trials park, get promoted and get dropped
     full = run(setup, sched(), 17)

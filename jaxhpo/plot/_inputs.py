@@ -57,7 +57,8 @@ def read_journal(path: str | os.PathLike) -> RunView:
       path: the JSON Lines journal.
 
     Returns:
-      A :class:`RunView` with the header, the space, the trials and (tune) their curves.
+      A :class:`RunView` with the header, the space, the trials and (tune) their curves and
+      (PBT) the schedules.
     """
     path = os.fspath(path)
     if not os.path.isfile(path):
@@ -75,19 +76,32 @@ def read_journal(path: str | os.PathLike) -> RunView:
         raise ValueError(f"{path!r} is not a jaxhpo journal (no header line); journals are "
                          "written by jaxhpo.minimize(..., journal=path) or jaxhpo.tune")
     header = records[0]
-    trials, curves = {}, {}
+    trials, curves, pbt = {}, {}, {}
     for r in records[1:]:
         if r.get("type") == "trial":
             t = Trial.from_record(r)
             trials[t.number] = t
             if "curve" in r:
                 curves[t.number] = r["curve"]
+        elif r.get("type") == "pbt":  # a resumed run may repeat a round: keep the last
+            pbt[int(r["round"])] = r
     # tune journals are written in completion order, as TuneResult.history; minimize's by number
     order = list(trials.values()) if header.get("driver") == "tune" else sorted(
         trials.values(), key=lambda t: t.number)
     dirs = list(header.get("directions") or ["minimize"])
     history = History(_objective_names(header, order, len(dirs)), dirs, order)
-    return RunView(history, Space.from_dict(header["space"]), curves, None, header)
+    return RunView(history, Space.from_dict(header["space"]), curves, _schedules(pbt), header)
+
+
+def _schedules(pbt: dict) -> dict | None:
+    """PBT schedules from a journal's ``pbt`` records (``None`` unless rounds 0..n-1 are all
+    there, as in a journal written before these records existed or cut in round 0)."""
+    if not pbt or sorted(pbt) != list(range(len(pbt))) or "x0" not in pbt[0]:
+        return None
+    from jaxhpo.schedulers import pbt_schedules
+
+    events = [(r["step"], r["src"], r["exploit"], r["x"]) for _, r in sorted(pbt.items())]
+    return pbt_schedules(pbt[0]["x0"], events)
 
 
 def _objective_names(header: dict, trials: list[Trial], m: int) -> list[str]:

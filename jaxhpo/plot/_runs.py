@@ -192,7 +192,7 @@ def pbt_schedules(run, *, params=None, members=None, max_steps=None, fig=None, s
     sched = view.schedules
     if not sched:
         raise ValueError("no PBT schedules in this run: they come with the TuneResult of "
-                         "jaxhpo.tune(..., schedulers.PBT(...)) (not stored in the journal)")
+                         "jaxhpo.tune(..., schedulers.PBT(...)) and with its journal")
     names = list(sp.names) if params is None else _check_params(sp, params)
     mem = sorted(sched) if members is None else list(members)
     bad = [m for m in mem if m not in sched]

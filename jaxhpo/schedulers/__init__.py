@@ -17,7 +17,7 @@ trials lives in fixed-capacity buffers with masks or counts.
 * BOHB's budget choice and good/bad split (Falkner et al. 2018; the densities are TPE's):
   :func:`bohb_init`, :func:`bohb_observe`, :func:`bohb_model_data`;
 * PBT (Jaderberg et al. 2017): :func:`pbt_exploit`, :func:`pbt_perturb`,
-  :func:`pbt_record_init`, :func:`pbt_record_update`, :func:`pbt_lineage`.
+  :func:`pbt_record_init`, :func:`pbt_record_update`, :func:`pbt_lineage`, :func:`pbt_schedules`.
 
 Schedulers for :func:`jaxhpo.tune` (job logic around those rules): :class:`Scheduler` (no
 early stopping), :class:`MedianStopping`, :class:`CurveStopping`, :class:`ASHA`,
@@ -37,7 +37,7 @@ from jaxhpo.schedulers._median import median_stopping, running_averages
 from jaxhpo.schedulers._policies import (ASHA, BOHB, PBT, CurveStopping, HyperBand,
                                           MedianStopping, Scheduler)
 from jaxhpo.schedulers._pbt import (PBTRecord, pbt_exploit, pbt_lineage, pbt_perturb,
-                                    pbt_record_init, pbt_record_update)
+                                    pbt_record_init, pbt_record_update, pbt_schedules)
 
 __all__ = [
     "ASHA", "BOHB", "CurveStopping", "HyperBand", "MedianStopping", "PBT", "Scheduler",
@@ -47,5 +47,6 @@ __all__ = [
     "asha_stop_decision", "bohb_init", "bohb_model_data", "bohb_observe",
     "curve_extrapolation_stopping", "fit_learning_curves", "hyperband_brackets", "median_stopping",
     "pbt_exploit", "pbt_lineage", "pbt_perturb", "pbt_record_init", "pbt_record_update",
+    "pbt_schedules",
     "running_averages", "successive_halving_decision", "successive_halving_rungs",
 ]

@@ -204,3 +204,22 @@ def pbt_lineage(record: PBTRecord, member: int) -> list[dict]:
             slot = int(src[t, slot])
     out.append({"step": 0, "slot": slot, "x": xs[0, slot], "copied_from": None})
     return out[::-1]
+
+
+def pbt_schedules(x0, events) -> dict[int, list[dict]]:
+    """Every final member's schedule (:func:`pbt_lineage`) from the host-side event log.
+
+    Args:
+      x0: ``f32[P, d]`` hyperparameters before the first round.
+      events: one ``(step, src, exploit, x)`` per round, as :func:`pbt_record_update` takes
+        them (lists or arrays; ``jaxhpo.tune`` keeps this log and journals it).
+
+    Returns:
+      ``{member: lineage}`` for every member ``0..P-1``.
+    """
+    x0 = np.asarray(x0, np.float32)
+    record = pbt_record_init(x0, max(1, len(events)))
+    for step, src, exploit, x in events:
+        record = pbt_record_update(record, step, np.asarray(src), np.asarray(exploit),
+                                   np.asarray(x, np.float32))
+    return {i: pbt_lineage(record, i) for i in range(x0.shape[0])}
