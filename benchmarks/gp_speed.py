@@ -44,10 +44,12 @@ def _median_ms(fn, repeats):
     return 1e3 * float(np.median(ts))
 
 
-def time_jaxhpo(tf, n, q, repeats, amortize):
+def time_jaxhpo(tf, n, q, repeats, amortize, room):
     s = jaxhpo.strategies.gp_bo(tf.space, q)
     ask, tell = jax.jit(s.ask), jax.jit(s.tell)
-    st = s.reserve(s.init(jax.random.key(0)), n + q * (amortize + 1))
+    # room: observations added after the n, the same for every q so that both run at the same
+    # buffer capacity (a larger one costs more per ask)
+    st = s.reserve(s.init(jax.random.key(0)), n + room)
     x = jax.random.uniform(jax.random.key(1), (n, tf.space.dim))
     fill = jaxhpo.strategies.gp_bo(tf.space, n, capacity=st.x.shape[0], num_initial=1)
     st = fill.tell(st, x, tf.fn(tf.from_unit(x)))  # n observations in one tell
@@ -108,8 +110,10 @@ def main(argv=None):
     tf = F.get("hartmann6")
     rows, out = [], {}
     for n in [int(v) for v in args.sizes.split(",")]:
-        r1 = time_jaxhpo(tf, n, 1, args.repeats, args.amortize)
-        r8 = time_jaxhpo(tf, n, 8, args.repeats, max(4, args.amortize // 8))
+        am8 = max(4, args.amortize // 8)
+        room = max(args.amortize + 1, 8 * (am8 + 1))
+        r1 = time_jaxhpo(tf, n, 1, args.repeats, args.amortize, room)
+        r8 = time_jaxhpo(tf, n, 8, args.repeats, am8, room)
         opt = None if args.no_optuna else time_optuna(tf, n, args.optuna_repeats)
         out[n] = {"q1": r1, "q8": r8, "optuna_gp_ask_ms": opt}
         row = {"n": n, "capacity": r1["capacity"], "ask q=1 ms": r1["ask_ms"],
