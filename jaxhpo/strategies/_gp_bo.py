@@ -80,8 +80,8 @@ class GPBOState:
 
 def gp_bo(space, batch_size: int = 1, *, acquisition: str = "logei",
           kernel: str = "matern52", num_initial: int | None = None,
-          capacity: int | None = None, num_candidates: int = 1024, num_polish: int = 4,
-          polish_steps: int = 10,
+          capacity: int | None = None, num_candidates: int = 512, num_polish: int = 4,
+          polish_steps: int = 6,
           num_restarts: int = 4, fit_steps: int = 30,
           ucb_beta: float = 4.0, min_noise: float = 1e-8, thompson_candidates: int = 512,
           refit_below: int = 64, refit_growth: float = 0.1, fit_capacity: int = 128,
