@@ -31,3 +31,12 @@ def test_bad_seed_arguments_are_rejected(bad, capsys):
     with pytest.raises(SystemExit):
         quality.main(ARGS + bad)
     assert "--first-seed must be >= 0" in capsys.readouterr().err
+
+
+def test_botorch_reference_without_botorch_says_how_to_install(monkeypatch):
+    monkeypatch.setitem(sys.modules, "botorch", None)  # import botorch.* -> ImportError
+    monkeypatch.setitem(sys.modules, "botorch.fit", None)
+    args = ARGS[:-1] + ["botorch_logei", "--seeds", "1"]
+    with pytest.raises(SystemExit) as e:
+        quality.main(args)
+    assert "pip install botorch" in str(e.value.code)
