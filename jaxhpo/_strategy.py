@@ -11,13 +11,14 @@ treats it as the worst value it has seen and keeps its state finite.
 
 from __future__ import annotations
 
-import math
-import numbers
 from typing import Any, Callable, NamedTuple
 
 import jax
 import jax.numpy as jnp
-import numpy as np
+
+# The argument checks live in jaxhpo._validate; re-exported here for the strategies' imports.
+from jaxhpo._validate import (check_int, check_population_size, check_real,  # noqa: E402,F401
+                              check_space)
 
 StrategyState = Any
 
@@ -58,56 +59,6 @@ class Strategy(NamedTuple):
     name: str = "strategy"
     max_generations: int | None = None
     reserve: Callable[[StrategyState, int], StrategyState] | None = None
-
-
-def check_population_size(population_size, arg: str = "population_size") -> int:
-    """Validate a static population size and return it as a Python int."""
-    if isinstance(population_size, bool) or not isinstance(population_size, int):
-        raise TypeError(f"{arg} must be a positive Python int, got {population_size!r}")
-    if population_size < 1:
-        raise ValueError(f"{arg} must be >= 1, got {population_size}")
-    return population_size
-
-
-def check_int(value, arg: str, low: int, high: int | None = None) -> int:
-    """Validate a static integer setting ``low <= value (<= high)``; returns a Python int."""
-    if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or value < low or (
-            high is not None and value > high):
-        rng = f">= {low}" if high is None else f"in [{low}, {high}]"
-        raise ValueError(f"{arg} must be an int {rng}, got {value!r}")
-    return int(value)
-
-
-def check_real(value, arg: str, low: float | None = None, high: float | None = None, *,
-               low_open: bool = False, high_open: bool = False):
-    """Validate a real-valued setting: a finite number in ``[low, high]`` (ends open on request).
-
-    JAX arrays pass through unchecked, so a strategy's float settings can be traced (vmapped
-    over); Python numbers are returned as ``float``.
-    """
-    if isinstance(value, jax.Array):
-        return value
-    ok = isinstance(value, numbers.Real) and not isinstance(value, bool) and math.isfinite(value)
-    if ok and low is not None:
-        ok = value > low if low_open else value >= low
-    if ok and high is not None:
-        ok = value < high if high_open else value <= high
-    if not ok:
-        lo = "-inf" if low is None else low
-        hi = "inf" if high is None else high
-        interval = ("(" if low_open or low is None else "[") + f"{lo}, {hi}" + (
-            ")" if high_open or high is None else "]")
-        raise ValueError(f"{arg} must be a finite number in {interval}, got {value!r}")
-    return float(value)
-
-
-def check_space(space) -> int:
-    """Validate that ``space`` is a :class:`jaxhpo.Space` and return its dimension."""
-    from jaxhpo._space import Space
-
-    if not isinstance(space, Space):
-        raise TypeError(f"space must be a jaxhpo.Space, got {type(space).__name__}")
-    return space.dim
 
 
 def sanitize_fitness(fitness: jax.Array) -> tuple[jax.Array, jax.Array]:
