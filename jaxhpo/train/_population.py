@@ -13,9 +13,12 @@ the same code then spans every host's devices (see ``scripts/multihost_example.p
 
 from __future__ import annotations
 
+from typing import Any, Mapping
+
 import jax
 import jax.numpy as jnp
 import numpy as np
+from flax import struct
 from jax.sharding import Mesh, NamedSharding, PartitionSpec
 
 from jaxhpo.train._trainer import MemberState, Trainer
@@ -29,6 +32,36 @@ def _shard_map(fn, mesh, in_specs, out_specs):
     from jax.experimental.shard_map import shard_map  # jax < 0.7
 
     return shard_map(fn, mesh=mesh, in_specs=in_specs, out_specs=out_specs, check_rep=False)
+
+
+@struct.dataclass
+class Member:
+    """One member's state on the host: what :meth:`Population.take` returns and
+    :meth:`Population.put` accepts (e.g. a trial paused at a rung, or a checkpoint).
+
+    Attributes:
+      state: the member's state as numpy arrays, without the population axis; PRNG keys are
+        stored as their raw key data (``jax.random.key_data``), so every leaf is a plain array.
+      static: the member's static hyperparameter values (the group it belongs to; ``()`` when
+        the space has no static parameters). Not a pytree leaf.
+    """
+
+    state: Any
+    static: tuple = struct.field(pytree_node=False, default=())
+
+
+def _is_key(a) -> bool:
+    return hasattr(a, "dtype") and jax.dtypes.issubdtype(a.dtype, jax.dtypes.prng_key)
+
+
+def _raw(tree):
+    """PRNG key leaves -> their raw ``uint32`` key data (host- and numpy-friendly)."""
+    return jax.tree.map(lambda a: jax.random.key_data(a) if _is_key(a) else a, tree)
+
+
+def _bucket(n: int) -> int:
+    """The next power of two ``>= n``: padded sizes keep the number of compilations ~log n."""
+    return 1 << max(0, int(n) - 1).bit_length()
 
 
 def auto_mesh(size: int, axis: str = "pop") -> Mesh | None:
@@ -105,6 +138,8 @@ class Population:
         self._evaluate = jax.jit(self._evaluate_impl, static_argnames=("split",))
         self._gather = jax.jit(self._gather_impl)
         self._replace = jax.jit(self._replace_impl)
+        self._take_rows = jax.jit(lambda state, idx: _raw(jax.tree.map(lambda a: a[idx], state)))
+        self._put_rows = jax.jit(self._put_rows_impl)
 
     # ------------------------------------------------------------------ helpers
     def _map(self, fn, *args, shared=()):
@@ -163,6 +198,24 @@ class Population:
         pick = lambda new, old: jnp.where(slots.reshape((-1,) + (1,) * (old.ndim - 1)), new, old)
         return self._shard(jax.tree.map(pick, fresh, state))
 
+    def _put_rows_impl(self, state, idx, rows):
+        def put(old, new):
+            if _is_key(old):
+                new = jax.random.wrap_key_data(new, impl=jax.random.key_impl(old))
+            return old.at[idx].set(new.astype(old.dtype), mode="drop")
+        return self._shard(jax.tree.map(put, state, rows))
+
+    def _check_slots(self, slots, what):
+        out = []
+        for i in slots:
+            if isinstance(i, (bool, np.bool_)) or not isinstance(i, (int, np.integer)) \
+                    or not 0 <= i < self.size:
+                raise ValueError(f"{what}: slot {i!r} is not an int in [0, {self.size})")
+            out.append(int(i))
+        if len(set(out)) != len(out):
+            raise ValueError(f"{what}: slots must be distinct, got {out}")
+        return out
+
     # ------------------------------------------------------------------ public API
     def init(self, key: jax.Array, hp: dict[str, jax.Array]) -> MemberState:
         """Fresh members; member ``i`` uses ``split(key, P)[i]`` (init, data, dropout)."""
@@ -219,3 +272,49 @@ class Population:
         return self._replace(state, self.place(slots), self.place(jax.random.split(key,
                                                                                     self.size)),
                              self.place(hp))
+
+    def take(self, state: MemberState, slots) -> list[Member]:
+        """Host copies of the members in ``slots`` (a sequence of slot indices), in that order.
+
+        Each is a :class:`Member` of numpy arrays (PRNG keys as raw key data), e.g. to park a
+        trial paused at a rung or to checkpoint; :meth:`put` writes it back into any slot.
+        Only those members are transferred; compiled once per power-of-two count of slots.
+        """
+        slots = self._check_slots(np.asarray(slots).reshape(-1).tolist(), "take")
+        if not slots:
+            return []
+        idx = np.zeros(_bucket(len(slots)), np.int32)
+        idx[:len(slots)] = slots
+        rows = jax.device_get(self._take_rows(state, idx))
+        return [Member(jax.tree.map(lambda a: np.array(a[k]), rows)) for k in range(len(slots))]
+
+    def put(self, state: MemberState, members: Mapping[int, Member]) -> MemberState:
+        """``state`` with ``members[slot]`` (from :meth:`take`) written into each ``slot``.
+
+        The other slots are unchanged. Compiled once per power-of-two count of members.
+        """
+        if not isinstance(members, Mapping):
+            raise TypeError(f"members must be a mapping {{slot: Member}}, got "
+                            f"{type(members).__name__}")
+        slots = self._check_slots(list(members), "put")
+        if not slots:
+            return state
+        want = jax.tree.structure(_raw(jax.tree.map(lambda a: a[0], state)))
+        for i in slots:
+            m = members[i]
+            if not isinstance(m, Member):
+                raise TypeError(f"put: members[{i}] must be a jaxhpo.train.Member (from "
+                                f"Population.take), got {type(m).__name__}")
+            if jax.tree.structure(m.state) != want:
+                raise ValueError(f"put: members[{i}] does not have this population's member "
+                                 f"structure")
+        n = _bucket(len(slots))
+        idx = np.full(n, self.size, np.int32)  # out of range: dropped
+        idx[:len(slots)] = slots
+
+        def stack(*leaves):
+            out = np.zeros((n,) + np.shape(leaves[0]), np.asarray(leaves[0]).dtype)
+            out[:len(leaves)] = np.stack([np.asarray(a) for a in leaves])
+            return out
+        rows = jax.tree.map(stack, *[members[i].state for i in slots])
+        return self._put_rows(state, idx, rows)
