@@ -1,23 +1,18 @@
-"""The driver: glue between a Space, a Strategy and an objective, with a journal.
+"""``minimize`` (a generation at a time: journal, resume, Python or JAX objectives, executors)
+and ``minimize_scan`` (every generation of a JAX-native objective inside one ``lax.scan``).
 
-``minimize`` is the one place with Python control flow, I/O and progress bars; ``minimize_scan``
-runs every generation of a JAX-native objective inside one ``lax.scan``.
-
-Keys: ``key`` is split once into ``(k_init, k_run)``; generation ``g`` uses
-``split(fold_in(k_run, g))`` into ``(k_ask, k_eval)`` and member ``i`` of a JAX-native objective
-gets ``split(k_eval, population_size)[i]``. Both drivers derive keys identically, so they
-produce the same trials, and a resumed run re-creates exactly the proposals it lost.
+Both are faces of the run layer in :mod:`jaxhpo._run` (setup, keys, journal header, Python
+evaluator, buffer sizing), so the same settings produce the same trials in either.
 """
 
 from __future__ import annotations
 
-import inspect
-import math
+import concurrent.futures as cf
 import os
-import sys
+import pickle
 import time
 import warnings
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -25,13 +20,15 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from jaxhpo._history import DIVERGED, FAILED, OK, History, Trial
-from jaxhpo._journal import (FORMAT, VERSION, Journal, check_journal, decode_state,
-                             encode_state)
+from jaxhpo import _run
+from jaxhpo._history import FAILED, OK, History, Trial
+from jaxhpo._journal import decode_state, encode_state
 from jaxhpo._space import Space
 from jaxhpo._strategy import Strategy
+from jaxhpo._validate import as_key, check_bool, check_int, check_optional_int
 
-_DIRECTIONS = ("minimize", "maximize")
+# Kept importable from here for code written against earlier releases.
+objective_kind = _run.objective_kind
 
 
 class TooManyFailures(RuntimeError):
@@ -76,142 +73,49 @@ class Result:
         return self.history.best_trials()
 
 
-# ---------------------------------------------------------------------------- argument checks
-def as_key(key) -> jax.Array:
-    """An int seed, a typed PRNG key or a raw ``uint32[2]`` key -> typed PRNG key."""
-    if isinstance(key, (int, np.integer)) and not isinstance(key, bool):
-        return jax.random.key(int(key))
-    if isinstance(key, jax.Array):
-        if jax.dtypes.issubdtype(key.dtype, jax.dtypes.prng_key) and key.shape == ():
-            return key
-        if key.dtype == jnp.uint32 and key.shape == (2,):
-            return jax.random.wrap_key_data(key)
-    raise TypeError(
-        f"key must be an int seed or a single JAX PRNG key (jax.random.key(0)), got {key!r}"
-    )
-
-
-def objective_kind(objective, objective_type: str = "auto") -> str:
-    """Tell JAX-native ``fn(key, hparams)`` from Python ``fn(params)`` objectives.
-
-    With ``objective_type="auto"`` the decision is by signature: two required positional
-    parameters mean JAX-native, one means a Python callable. Pass ``"jax"`` or ``"python"`` to
-    force either (e.g. for callables whose signature cannot be inspected).
-    """
-    if objective_type not in ("auto", "jax", "python"):
-        raise ValueError(
-            f"objective_type must be 'auto', 'jax' or 'python', got {objective_type!r}"
-        )
-    if not callable(objective):
-        raise TypeError(f"objective must be callable, got {type(objective).__name__}")
-    if objective_type != "auto":
-        return objective_type
-    try:
-        sig = inspect.signature(objective)
-    except (TypeError, ValueError):
-        sig = None
-    if sig is not None:
-        kinds = (inspect.Parameter.POSITIONAL_ONLY, inspect.Parameter.POSITIONAL_OR_KEYWORD)
-        required = [p for p in sig.parameters.values()
-                    if p.kind in kinds and p.default is inspect.Parameter.empty]
-        if len(required) == 2:
-            return "jax"
-        if len(required) == 1:
-            return "python"
-    raise TypeError(
-        "cannot tell the objective's kind from its signature: a JAX-native objective is "
-        "fn(key, hparams), a Python one fn(params); pass objective_type='jax' or 'python'"
-    )
-
-
-def _targets(metric, direction) -> tuple[list[str] | None, list[str]]:
-    if metric is None:
-        names = None
-    elif isinstance(metric, str):
-        names = [metric]
-    elif isinstance(metric, Sequence) and metric and all(isinstance(m, str) for m in metric):
-        names = list(metric)
-        if len(set(names)) != len(names):
-            raise ValueError(f"metric lists a name twice: {names}")
-    else:
-        raise TypeError(f"metric must be a metric name or a list of names, got {metric!r}")
-    dirs = [direction] if isinstance(direction, str) else direction
-    if not isinstance(dirs, Sequence) or not dirs:
-        raise TypeError(f"direction must be 'minimize', 'maximize' or a list, got {direction!r}")
-    dirs = list(dirs)
-    for d in dirs:
-        if d not in _DIRECTIONS:
-            raise ValueError(f"direction must be 'minimize' or 'maximize', got {d!r}")
-    n = 1 if names is None else len(names)
-    if len(dirs) == 1 and n > 1:
-        dirs = dirs * n
-    if len(dirs) != n:
-        raise ValueError(f"direction has {len(dirs)} entries but metric names {n} objectives")
-    return names, dirs
-
-
-def _resolve_names(names: list[str] | None, keys: Sequence[str], scalar: bool) -> list[str]:
-    if names is None:
-        if scalar or len(keys) == 1:
-            return list(keys)
-        raise ValueError(
-            f"the objective returns several metrics {list(keys)}; name the one to optimize "
-            "with metric='name' (or a list of names for multi-objective strategies)"
-        )
-    missing = [n for n in names if n not in keys]
-    if missing:
-        raise ValueError(f"metric {missing} not among the objective's outputs {list(keys)}")
-    return names
-
-
-def _check_common(space, strategy, num_generations, max_failures) -> int:
-    if not isinstance(space, Space):
-        raise TypeError(f"space must be a jaxhpo.Space, got {type(space).__name__}")
-    if not isinstance(strategy, Strategy):
-        raise TypeError(
-            f"strategy must be a jaxhpo.Strategy (e.g. jaxhpo.strategies.random_search(space, "
-            f"16)), got {type(strategy).__name__}"
-        )
-    if strategy.num_dims != space.dim:
-        raise ValueError(
-            f"strategy was built for {strategy.num_dims} dimensions but the space has "
-            f"{space.dim}; build the strategy from this space"
-        )
+def _check_generations(strategy: Strategy, num_generations) -> int:
     if num_generations is None:
         if strategy.max_generations is None:
             raise ValueError(f"num_generations is required for strategy {strategy.name!r}")
-        num_generations = strategy.max_generations
-    if isinstance(num_generations, bool) or not isinstance(num_generations, (int, np.integer)):
-        raise TypeError(f"num_generations must be an int, got {num_generations!r}")
-    if num_generations < 1:
-        raise ValueError(f"num_generations must be >= 1, got {num_generations}")
-    if max_failures is not None and (
-            isinstance(max_failures, bool) or not isinstance(max_failures, int)
-            or max_failures < 0):
-        raise ValueError(f"max_failures must be None or an int >= 0, got {max_failures!r}")
-    return int(num_generations)
+        return strategy.max_generations
+    return check_int(num_generations, "num_generations", 1)
 
 
-# ---------------------------------------------------------------------------- evaluation
+# ---------------------------------------------------------------------------- JAX objectives
 def _member_fn(objective, space):
+    """One member's metrics ``{name: f32[]}`` from ``objective(key, hparams)``."""
     def one(key, x):
         out = objective(key, space.decode(x))
-        if isinstance(out, Mapping):
-            return {str(k): jnp.asarray(v, jnp.float32) for k, v in out.items()}
-        return {"value": jnp.asarray(out, jnp.float32)}
+        items = out.items() if isinstance(out, Mapping) else [("value", out)]
+        metrics = {}
+        for k, v in items:
+            dtype = getattr(v, "dtype", None)
+            if isinstance(v, (str, bytes)) or v is None or (
+                    dtype is None and not isinstance(v, (int, float))) or isinstance(v, bool) \
+                    or (dtype is not None and (jnp.issubdtype(dtype, jnp.complexfloating)
+                                               or jnp.issubdtype(dtype, jnp.bool_))):
+                what = "its return value" if not isinstance(out, Mapping) else f"metric {k!r}"
+                raise TypeError(
+                    f"a JAX-native objective must return a real scalar (or a dict of real "
+                    f"scalars) per member; {what} is {v!r}; return e.g. jnp.float32(...)")
+            metrics[str(k)] = jnp.asarray(v, jnp.float32)
+        return metrics
     return one
 
 
-def _jax_output_names(one, space, pop, names):
+def _jax_evaluator(objective, space, pop, tg: _run.Targets):
+    """``(evaluate(keys, x) -> {name: f32[P]}, targets)``: the objective vmapped and jitted,
+    its outputs checked once by abstract evaluation."""
+    one = _member_fn(objective, space)
     keys = jax.random.split(jax.random.key(0), pop)
     shapes = jax.eval_shape(jax.vmap(one), keys, jnp.zeros((pop, space.dim), jnp.float32))
     for k, s in shapes.items():
         if s.shape != (pop,):
             raise ValueError(
                 f"a JAX-native objective must return a scalar (or a dict of scalars) per "
-                f"member; metric {k!r} has per-member shape {s.shape[1:]}"
-            )
-    return _resolve_names(names, list(shapes), scalar=list(shapes) == ["value"])
+                f"member; metric {k!r} has per-member shape {s.shape[1:]}")
+    tg = tg.resolve(list(shapes), scalar=list(shapes) == ["value"])
+    return jax.jit(jax.vmap(one)), one, tg
 
 
 def population_sharded(*arrays):
@@ -226,81 +130,66 @@ def population_sharded(*arrays):
     return tuple(jax.device_put(a, spec) for a in arrays)
 
 
-def _fitness(values: np.ndarray, dirs: list[str]) -> np.ndarray:
-    """``f[pop, m]`` user-oriented values -> minimized fitness ``f32[pop]``/``f32[pop, m]``."""
-    sign = np.array([1.0 if d == "minimize" else -1.0 for d in dirs], np.float32)
-    f = (values * sign).astype(np.float32)
-    return f[:, 0] if f.shape[1] == 1 else f
-
-
 def batch_trials(space, generation, x, metrics, names, wall_time) -> list[Trial]:
     """Trials of one vmapped generation from ``x f32[P, d]`` and ``metrics {name: f[P]}``."""
     x = np.asarray(x)
-    params = space.to_params_list(x)
-    now = time.time()
-    trials = []
-    for i, p in enumerate(params):
+    out = []
+    for i in range(x.shape[0]):
         m = {k: float(np.asarray(v)[i]) for k, v in metrics.items()}
-        vals = [m[n] for n in names]
-        ok = all(math.isfinite(v) for v in vals)
-        trials.append(Trial(
-            number=generation * x.shape[0] + i, generation=generation, member=i,
-            x=[float(v) for v in x[i]], params=p, inactive=space.inactive_names(p), metrics=m,
-            values=vals, status=OK if ok else DIVERGED, wall_time=wall_time, timestamp=now))
-    return trials
+        out.append(_run.make_trial(space, generation * x.shape[0] + i, generation, i, x[i], m,
+                                   [m[n] for n in names], wall_time=wall_time))
+    return out
 
 
-def _to_metrics(out) -> tuple[dict[str, float], bool]:
-    """A Python objective's return value -> ({name: float}, was_scalar)."""
-    if isinstance(out, Mapping):
-        items, scalar = list(out.items()), False
-    else:
-        items, scalar = [("value", out)], True
-    metrics = {}
-    for k, v in items:
-        try:
-            metrics[str(k)] = float(np.asarray(v).reshape(()))
-        except (TypeError, ValueError):
-            raise TypeError(
-                f"a Python objective must return a number or a dict of numbers; metric "
-                f"{k!r} is {v!r}"
-            ) from None
-    return metrics, scalar
+# ---------------------------------------------------------------------------- resume
+@dataclass
+class _Resumed:
+    """What a journal gives a resumed ``minimize``: trials by ``(generation, member)``, the
+    generation to start at and the strategy state after the one before it."""
+
+    done: dict
+    start: int = 0
+    state: Any = None
 
 
-class _Progress:
-    """A rich progress bar with best-so-far, or nothing when disabled / not a TTY / in CI."""
-
-    def __init__(self, enabled: bool, total: int, start: int):
-        self.bar = None
-        if enabled and sys.stderr.isatty() and not os.environ.get("CI"):
-            from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn
-            from rich.progress import TimeElapsedColumn
-            self.bar = Progress(TextColumn("[bold]jaxhpo"), BarColumn(), MofNCompleteColumn(),
-                                TextColumn("best {task.fields[best]}"), TimeElapsedColumn(),
-                                transient=False)
-            self.task = self.bar.add_task("gen", total=total, completed=start, best="-")
-            self.bar.start()
-
-    def update(self, history: History):
-        if self.bar is None:
-            return
-        best = "-"
-        if len(history.objectives) == 1 and history.completed():
-            best = f"{history.best_trial().value:.6g}"
-        self.bar.update(self.task, advance=1, best=best)
-
-    def close(self):
-        if self.bar is not None:
-            self.bar.stop()
+def _restore(contents, strategy, template, pop, path) -> _Resumed:
+    done = {}
+    for r in contents.of_type("trial"):
+        t = Trial.from_record(r)
+        if not (0 <= t.member < pop) or t.number != t.generation * pop + t.member:
+            raise ValueError(f"journal {path!r}: trial {t.number} does not fit a population of "
+                             f"{pop}; the journal belongs to another run")
+        done[(t.generation, t.member)] = t
+    states = {r["generation"]: r for r in contents.of_type("state")}
+    out = _Resumed(done)
+    # The newest state whose generations all have their trials: a state record that outlived
+    # trial records (a damaged journal) must not silently drop them, so resume before it.
+    dropped = []
+    for g in sorted(states, reverse=True):
+        missing = [(gg, i) for gg in range(g + 1) for i in range(pop) if (gg, i) not in done]
+        if not missing:
+            out.start, out.state = g + 1, decode_state(
+                states[g]["leaves"], _run.reserve(strategy, template, g + 1))
+            break
+        dropped.append(g)
+    if dropped:
+        lost = sorted({gg * pop + i for g in dropped[:1] for gg in range(g + 1)
+                       for i in range(pop) if (gg, i) not in done})
+        warnings.warn(f"journal {path!r}: the strategy state after generation {dropped[0]} is "
+                      f"there but trials {lost[:8]} are not; resuming from generation "
+                      f"{out.start} and evaluating only what is missing", stacklevel=3)
+    if out.state is None:
+        out.state = template
+    return out
 
 
 # ---------------------------------------------------------------------------- minimize
 def minimize(objective: Callable, space: Space, strategy: Strategy, *,
              num_generations: int | None = None, key=0, direction="minimize", metric=None,
              objective_type: str = "auto", journal: str | os.PathLike | None = None,
-             resume: bool = False, progress: bool = True,
-             max_failures: int | None = None) -> Result:
+             resume: bool = False, progress: bool | str = True,
+             max_failures: int | None = None,
+             executor: cf.Executor | None = None) -> Result:
     """Optimize ``objective`` over ``space`` with ``strategy``, one population per generation.
 
     Args:
@@ -319,11 +208,17 @@ def minimize(objective: Callable, space: Space, strategy: Strategy, *,
         Python), ``"jax"`` or ``"python"``.
       journal: path of a JSON Lines journal; each Python trial and each vmapped generation is
         appended and fsynced as it completes.
-      resume: continue the run recorded in ``journal`` (same objective, space, strategy and key):
-        completed trials are reused, the strategy state is restored bit-exactly.
-      progress: show a rich progress bar with the best value (only on a TTY and outside CI).
+      resume: continue the run recorded in ``journal`` (same objective, space, strategy with the
+        same settings, and key): completed trials are reused, never evaluated again; the
+        strategy state is restored bit-exactly.
+      progress: ``True`` (a rich bar on a terminal, else one log line per generation on the
+        ``jaxhpo`` logger), ``"bar"``, ``"log"`` or ``False``.
       max_failures: raise :class:`TooManyFailures` once more Python trials than this have
         failed (``None``: no limit; every failure is recorded with its message either way).
+      executor: a :class:`concurrent.futures.Executor` (threads, processes, a Dask client's
+        ``get_executor()``...) that evaluates a Python objective's generation in parallel;
+        results are journaled as they arrive. A process or cluster executor needs a picklable
+        objective (a module-level function).
 
     Returns:
       A :class:`Result` with ``best_params``, ``best_value``, ``best_trials`` and ``history``.
@@ -334,65 +229,69 @@ def minimize(objective: Callable, space: Space, strategy: Strategy, *,
       ...                       jaxhpo.strategies.random_search(space, 32), num_generations=5)
       >>> res.best_params   # {'x': 1.0...}
     """
-    num_generations = _check_common(space, strategy, num_generations, max_failures)
-    kind = objective_kind(objective, objective_type)
-    names, dirs = _targets(metric, direction)
+    _run.check_strategy(space, strategy)
+    num_generations = _check_generations(strategy, num_generations)
+    max_failures = check_optional_int(max_failures, "max_failures", 0)
+    kind = _run.objective_kind(objective, objective_type)
+    if kind == "trial":
+        raise TypeError("the objective takes (params, trial): objectives that report "
+                        "intermediate values run under jaxhpo.tune(objective, space, strategy, "
+                        "scheduler, ...); minimize calls fn(params) or fn(key, hparams)")
+    if executor is not None:
+        if not isinstance(executor, cf.Executor):
+            raise TypeError(f"executor must be a concurrent.futures.Executor, got "
+                            f"{type(executor).__name__}")
+        if kind != "python":
+            raise ValueError("executor= is for Python objectives fn(params); a JAX-native "
+                             "objective is vmapped over the population (and sharded over "
+                             "devices) instead")
+        if isinstance(executor, cf.ProcessPoolExecutor):
+            try:
+                pickle.dumps(objective)
+            except Exception as e:
+                raise TypeError(f"objective cannot be sent to worker processes ({e}); define "
+                                "it at module level (not a lambda or a nested function)") \
+                    from None
+    tg = _run.targets(metric, direction)
+    _run.check_objectives(strategy, tg)
     key = as_key(key)
-    if not isinstance(resume, bool):
-        raise TypeError(f"resume must be True or False, got {resume!r}")
-    if not isinstance(progress, bool):
-        raise TypeError(f"progress must be True or False, got {progress!r}")
-    check_journal(journal)
-    if resume and journal is None:
-        raise ValueError("resume=True needs journal=path of the run to resume")
+    if progress not in (True, False, "auto", "bar", "log"):
+        raise ValueError(f"progress must be True, False, 'bar' or 'log', got {progress!r}")
 
     pop = strategy.population_size
-    k_init, k_run = jax.random.split(key)
+    k_init, k_run = _run.run_keys(key)
     state = strategy.init(k_init)
     ask, tell = jax.jit(strategy.ask), jax.jit(strategy.tell)
-    one = jitted = None
+    evaluate = None
     if kind == "jax":
-        one = _member_fn(objective, space)
-        names = _jax_output_names(one, space, pop, names)
-        jitted = jax.jit(jax.vmap(one))
-
-    header = {"type": "header", "format": FORMAT, "version": VERSION,
-              "space": space.to_dict(), "strategy": strategy.name, "population_size": pop,
-              "num_dims": space.dim, "metric": metric, "directions": dirs,
-              "objective_type": kind,
-              "key": np.asarray(jax.random.key_data(key)).tolist()}
-    jr = Journal(journal) if journal is not None else None
-    done: dict[tuple[int, int], Trial] = {}
-    start = 0
-    if jr is not None:
-        if jr.exists() and not resume:
-            raise ValueError(
-                f"journal {jr.path!r} already holds a run; pass resume=True to continue it or "
-                "choose a new path"
-            )
-        records = jr.read() if resume else []
-        if records:
-            state, start, done = _restore(records, header, state, strategy)
-        else:
-            jr.write(header)
-
-    if names is None and kind == "python":
-        # A Python objective's metric names come from its first successful trial. A resumed
-        # run learns them from the journal: a generation replayed entirely from it (killed
-        # before its state record) would otherwise be told all-NaN fitness.
+        evaluate, _, tg = _jax_evaluator(objective, space, pop, tg)
+    head = _run.header("minimize", space, strategy, kind, metric, tg, key)
+    jr, contents = _run.open_journal(journal, check_bool(resume, "resume"), head)
+    res = _Resumed({})
+    if contents is not None:
+        res = _restore(contents, strategy, state, pop, jr.path)
+        state = res.state
+        held = max([g for g, _ in res.done] + [res.start - 1]) + 1
+        if held > num_generations:
+            raise ValueError(f"num_generations={num_generations} is smaller than the "
+                             f"{held} generations the journal {jr.path!r} already holds; pass "
+                             f"num_generations >= {held}")
+    done = res.done
+    if tg.names is None and kind == "python":
+        # A resumed run learns a Python objective's metric names from the journal.
         for t in sorted(done.values(), key=lambda t: t.number):
             if t.values is not None:
-                names = _resolve_names(None, list(t.metrics), list(t.metrics) == ["value"])
+                tg = tg.resolve(list(t.metrics), list(t.metrics) == ["value"])
                 break
-    history = History(list(names) if names else [], dirs)
+    history = History(list(tg.names or []), list(tg.directions))
     for t in sorted(done.values(), key=lambda t: t.number):
-        if t.generation < start:
+        if t.generation < res.start:
             history.append(t)
-    failures = sum(t.status == FAILED for t in history)
-    bar = _Progress(progress, num_generations, start)
+    failures = [sum(t.status == FAILED for t in history)]
+    bar = _run.Progress(progress, num_generations, res.start)
     try:
-        for g in range(start, num_generations):
-            k_ask, k_eval = jax.random.split(jax.random.fold_in(k_run, g))
+        for g in range(res.start, num_generations):
+            k_ask, k_eval = _run.ask_keys(k_run, g)
             x, state = ask(k_ask, state)
             x_np = np.asarray(x)
             if x_np.shape != (pop, space.dim):
@@ -404,102 +303,89 @@ def minimize(objective: Callable, space: Space, strategy: Strategy, *,
                         f"journal {jr.path!r}: trial {t.number} was proposed at a different "
                         "point; resume with the same key, strategy and settings as the "
                         "original run")
+            have = [done.get((g, i)) for i in range(pop)]
             if kind == "jax":
-                t0 = time.perf_counter()
-                keys, xs = population_sharded(jax.random.split(k_eval, pop), x)
-                metrics = jax.device_get(jitted(keys, xs))
-                new = batch_trials(space, g, x_np, metrics, names, time.perf_counter() - t0)
-                trials = [done.get((g, i), t) for i, t in enumerate(new)]
-                fresh = [t for i, t in enumerate(trials) if (g, i) not in done]
-                if jr is not None and fresh:
-                    jr.write(*[t.to_record() | {"type": "trial"} for t in fresh])
+                if all(t is not None for t in have):  # journaled before its state record
+                    trials, fresh = have, []
+                else:
+                    t0 = time.perf_counter()
+                    keys, xs = population_sharded(jax.random.split(k_eval, pop), x)
+                    metrics = jax.device_get(evaluate(keys, xs))
+                    new = batch_trials(space, g, x_np, metrics, tg.names,
+                                       time.perf_counter() - t0)
+                    trials = [t if t is not None else n for t, n in zip(have, new)]
+                    fresh = [n for t, n in zip(have, new) if t is None]
             else:
-                trials = []
-                for i, params in enumerate(space.to_params_list(x_np)):
-                    if (g, i) in done:
-                        trials.append(done[(g, i)])
-                        continue
-                    t, names = _run_python(objective, space, params, x_np[i], g, i, pop, names)
-                    trials.append(t)
-                    if not history.objectives and names:
-                        history.objectives = list(names)
-                    if jr is not None:
-                        jr.write(t.to_record() | {"type": "trial"})
-                    if t.status == FAILED:
-                        failures += 1
-                        if failures == 1:
-                            warnings.warn(f"trial {t.number} failed: {t.error}", stacklevel=2)
-                        if max_failures is not None and failures > max_failures:
-                            raise TooManyFailures(
-                                f"{failures} trials failed (max_failures={max_failures}); "
-                                f"last error: {t.error}. Completed trials are kept in the "
-                                "journal; fix the objective and resume.")
+                trials, fresh, tg = _python_generation(
+                    objective, space, g, x_np, have, tg, jr, executor, failures, max_failures,
+                    history)
             for t in trials:
                 history.append(t)
             if not history.objectives:  # every trial so far failed: names still unknown
-                values = np.full((pop, len(dirs)), np.nan)
+                values = np.full((pop, len(tg.directions)), np.nan)
             else:
-                values = np.array([t.values if t.status == OK else [np.nan] * len(dirs)
-                                   for t in trials], np.float64)
-            if strategy.reserve is not None:  # grow observation buffers outside jit
-                state = strategy.reserve(state, (g + 1) * pop)
-            state = tell(state, x, jnp.asarray(_fitness(values, dirs)))
-            if jr is not None:
-                jr.write({"type": "state", "generation": g, "leaves": encode_state(state)})
-            bar.update(history)
+                values = np.array([t.values if t.status == OK else
+                                   [np.nan] * len(tg.directions) for t in trials], np.float64)
+            state = _run.reserve(strategy, state, g + 1)
+            state = tell(state, x, jnp.asarray(tg.fitness(values)))
+            if jr is not None:  # JAX trials and the state in one append
+                jr.write(*[t.to_record() | {"type": "trial"} for t in
+                           (fresh if kind == "jax" else [])],
+                         {"type": "state", "generation": g, "leaves": encode_state(state)})
+            bar.update(history, failed=failures[0])
     finally:
         bar.close()
         if jr is not None:
             jr.close()
     if not history.objectives:
-        history.objectives = list(names) if names else ["value"]
+        history.objectives = list(tg.names) if tg.names else ["value"]
     return Result(history=history, state=state, space=space)
 
 
-def _run_python(objective, space, params, x_row, g, i, pop, names):
-    t0 = time.perf_counter()
+def _python_generation(objective, space, g, x_np, have, tg, jr, executor, failures,
+                       max_failures, history):
+    """Evaluate the generation's missing Python trials (in order, or on ``executor`` as they
+    complete), journaling each at once. Returns ``(trials, fresh, targets)``."""
+    pop = len(have)
+    todo = [i for i in range(pop) if have[i] is None]
+    params = {i: space.to_params(x_np[i]) for i in todo}
+    trials = list(have)
+    if executor is None:
+        outcomes = ((i, _run.call_python(objective, dict(params[i]))) for i in todo)
+    else:
+        futures = {executor.submit(_run.call_python, objective, dict(params[i])): i
+                   for i in todo}
+        outcomes = ((futures[f], _outcome(f)) for f in cf.as_completed(futures))
+    for i, out in outcomes:
+        values = None
+        if out.metrics is not None:
+            tg = tg.resolve(list(out.metrics), out.scalar)
+            values = [out.metrics[n] for n in tg.names]
+            if not history.objectives:
+                history.objectives = list(tg.names)
+        t = _run.make_trial(space, g * pop + i, g, i, x_np[i], out.metrics, values,
+                            error=out.error, wall_time=out.wall_time)
+        trials[i] = t
+        if jr is not None:
+            jr.write(t.to_record() | {"type": "trial"})
+        if t.status == FAILED:
+            failures[0] += 1
+            if failures[0] == 1:
+                warnings.warn(f"trial {t.number} failed: {t.error}", stacklevel=3)
+            if max_failures is not None and failures[0] > max_failures:
+                raise TooManyFailures(
+                    f"{failures[0]} trials failed (max_failures={max_failures}); last error: "
+                    f"{t.error}. Completed trials are kept in the journal; fix the objective "
+                    "and resume.")
+    return trials, [trials[i] for i in todo], tg
+
+
+def _outcome(future) -> _run.Outcome:
+    """A future's Outcome; a worker that died or could not run the trial is a failed trial."""
     try:
-        out = objective(dict(params))
-        error = None
-    except Exception as e:  # a failing trial must not end the run
-        out, error = None, f"{type(e).__name__}: {e}"
-    wall = time.perf_counter() - t0
-    common = dict(number=g * pop + i, generation=g, member=i, x=[float(v) for v in x_row],
-                  params=params, inactive=space.inactive_names(params), wall_time=wall,
-                  timestamp=time.time())
-    if error is not None:
-        return Trial(metrics={}, values=None, status=FAILED, error=error, **common), names
-    metrics, scalar = _to_metrics(out)
-    names = _resolve_names(names, list(metrics), scalar)
-    vals = [metrics[n] for n in names]
-    status = OK if all(math.isfinite(v) for v in vals) else DIVERGED
-    return Trial(metrics=metrics, values=vals, status=status, **common), names
-
-
-def _restore(records, header, template_state, strategy):
-    head = records[0]
-    if head.get("type") != "header" or head.get("format") != FORMAT:
-        raise ValueError("the journal does not start with a jaxhpo header; is it a journal?")
-    for k in ("space", "strategy", "population_size", "num_dims", "metric", "directions",
-              "objective_type", "key"):
-        if head.get(k) != header[k]:
-            raise ValueError(
-                f"cannot resume: the journal's {k} ({head.get(k)!r}) differs from this run's "
-                f"({header[k]!r}); resume with the original settings or use a new journal"
-            )
-    done, state, start = {}, template_state, 0
-    for r in records[1:]:
-        if r.get("type") == "trial":
-            t = Trial.from_record(r)
-            done[(t.generation, t.member)] = t
-        elif r.get("type") == "state":
-            template = template_state
-            if strategy.reserve is not None:  # the saved state had grown to this size
-                template = strategy.reserve(template, (r["generation"] + 1) * header[
-                    "population_size"])
-            state = decode_state(r["leaves"], template)
-            start = r["generation"] + 1
-    return state, start, done
+        return future.result()
+    except Exception as e:
+        return _run.Outcome(None, True, f"{type(e).__name__}: {e} (in the executor)", 0.0)
 
 
 # ---------------------------------------------------------------------------- minimize_scan
@@ -515,47 +401,44 @@ def minimize_scan(objective: Callable, space: Space, strategy: Strategy, *,
       A :class:`Result` whose ``arrays`` hold ``x: f32[G, P, d]`` and every metric
       ``f32[G, P]``; ``history`` is built from them.
     """
-    num_generations = _check_common(space, strategy, num_generations, None)
+    _run.check_strategy(space, strategy)
+    num_generations = _check_generations(strategy, num_generations)
     try:
-        kind = objective_kind(objective)
+        kind = _run.objective_kind(objective)
     except TypeError:  # signature not conclusive (e.g. *args): trust the caller
-        kind = objective_kind(objective, "jax")
+        kind = "jax"
     if kind != "jax":
-        raise TypeError(
-            "minimize_scan needs a JAX-native objective fn(key, hparams); use minimize for "
-            "Python callables fn(params)"
-        )
-    names, dirs = _targets(metric, direction)
+        raise TypeError("minimize_scan needs a JAX-native objective fn(key, hparams); use "
+                        "minimize for Python callables fn(params)")
+    tg = _run.targets(metric, direction)
+    _run.check_objectives(strategy, tg)
     key = as_key(key)
     pop = strategy.population_size
-    one = _member_fn(objective, space)
-    names = _jax_output_names(one, space, pop, names)
-    sign = jnp.array([1.0 if d == "minimize" else -1.0 for d in dirs], jnp.float32)
-    k_init, k_run = jax.random.split(key)
+    _, one, tg = _jax_evaluator(objective, space, pop, tg)
+    sign = jnp.asarray(tg.sign)
+    k_init, k_run = _run.run_keys(key)
 
     def generation(state, g):
-        k_ask, k_eval = jax.random.split(jax.random.fold_in(k_run, g))
+        k_ask, k_eval = _run.ask_keys(k_run, g)
         x, state = strategy.ask(k_ask, state)
         metrics = jax.vmap(one)(jax.random.split(k_eval, pop), x)
-        f = jnp.stack([metrics[n] for n in names], -1) * sign
-        state = strategy.tell(state, x, f[:, 0] if len(names) == 1 else f)
+        f = jnp.stack([metrics[n] for n in tg.names], -1) * sign
+        state = strategy.tell(state, x, f[:, 0] if len(tg.names) == 1 else f)
         return state, (x, metrics)
 
     @jax.jit
     def run(k):
-        state = strategy.init(k)
-        if strategy.reserve is not None:  # room for every observation of the run, up front
-            state = strategy.reserve(state, num_generations * pop)
+        state = _run.reserve(strategy, strategy.init(k), num_generations)
         return jax.lax.scan(generation, state, jnp.arange(num_generations))
 
     t0 = time.perf_counter()
     state, (xs, metrics) = jax.block_until_ready(run(k_init))
     wall = (time.perf_counter() - t0) / num_generations
     xs, metrics = np.asarray(xs), jax.device_get(metrics)
-    history = History(list(names), dirs)
+    history = History(list(tg.names), list(tg.directions))
     for g in range(num_generations):
         for t in batch_trials(space, g, xs[g], {k: v[g] for k, v in metrics.items()},
-                              names, wall):
+                              tg.names, wall):
             history.append(t)
     return Result(history=history, state=state, space=space,
                   arrays={"x": xs, **{k: np.asarray(v) for k, v in metrics.items()}})

@@ -43,6 +43,10 @@ class Strategy(NamedTuple):
         Drivers call it outside ``jit``: :func:`jaxhpo.minimize` before each ``tell``
         (buffers double, so at most ``log2(n)`` compilations) and :func:`jaxhpo.minimize_scan`
         once for the whole run. Without it, a full buffer keeps its best observations.
+      config: the factory's settings (``{"factory": name, argument: value, ...}``), recorded by
+        :func:`recorded_settings` for every factory in :mod:`jaxhpo.strategies`; journals store
+        it and ``resume`` refuses a run whose strategy settings differ. ``None`` for a
+        hand-built Strategy (then only ``name`` is compared).
 
     Example:
       >>> strategy = jaxhpo.strategies.random_search(space, population_size=16)
@@ -59,6 +63,7 @@ class Strategy(NamedTuple):
     name: str = "strategy"
     max_generations: int | None = None
     reserve: Callable[[StrategyState, int], StrategyState] | None = None
+    config: dict | None = None
 
 
 def sanitize_fitness(fitness: jax.Array) -> tuple[jax.Array, jax.Array]:
@@ -80,3 +85,38 @@ def sanitize_fitness(fitness: jax.Array) -> tuple[jax.Array, jax.Array]:
     clean = jnp.where(finite, f, worst)
     ok = finite if f.ndim == 1 else jnp.all(finite, axis=-1)
     return clean, ok
+
+
+def recorded_settings(factory: Callable[..., Strategy]) -> Callable[..., Strategy]:
+    """Wrap a strategy factory so the Strategy it returns carries its settings in ``config``.
+
+    Every argument but ``space`` is recorded, defaults included, in the journal encoding (a
+    value it cannot encode, e.g. a function, is recorded by its type or qualified name).
+    """
+    import functools
+    import inspect
+
+    from jaxhpo._journal import normalized
+
+    sig = inspect.signature(factory)
+
+    @functools.wraps(factory)
+    def make(*args, **kwargs) -> Strategy:
+        strategy = factory(*args, **kwargs)
+        try:
+            bound = sig.bind(*args, **kwargs)
+        except TypeError:  # the factory accepted it, so this cannot happen; record nothing
+            return strategy
+        bound.apply_defaults()
+        config = {"factory": factory.__name__}
+        for name, value in bound.arguments.items():
+            if name == "space":
+                continue
+            try:
+                config[name] = normalized(value)
+            except (TypeError, ValueError):
+                config[name] = "<" + getattr(value, "__qualname__",
+                                             type(value).__qualname__) + ">"
+        return strategy._replace(config=config)
+
+    return make

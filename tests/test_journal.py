@@ -150,10 +150,121 @@ def test_state_serialization_is_bit_exact_and_keeps_keys():
         np.testing.assert_array_equal(np.asarray(a), np.asarray(b))
 
 
-def test_journal_read_write_roundtrip(tmp_path):
-    j = Journal(tmp_path / "sub" / "j.jsonl")
-    assert not j.exists() and j.read() == []
-    j.write({"type": "header"}, {"type": "trial", "n": 1})
-    j.close()
-    assert [r["type"] for r in Journal(tmp_path / "sub" / "j.jsonl").read()] == ["header",
-                                                                                 "trial"]
+def _py_run(path, gens=3, resume=False, calls=None, **kw):
+    """A 4-member Python-objective run; ``calls`` collects every evaluated x."""
+    space = Space({"x": Float(0.0, 1.0), "y": Float(0.0, 1.0)})
+
+    def f(p):
+        if calls is not None:
+            calls.append(p["x"])
+        return (p["x"] - 0.3) ** 2 + p["y"]
+
+    return jaxhpo.minimize(f, space, kw.pop("strategy", None) or jaxhpo.strategies.tpe(
+        space, 4, n_startup_trials=4), num_generations=gens, key=3, journal=path,
+        resume=resume, progress=False, **kw)
+
+
+def _same_trials(a, b):
+    assert [t.number for t in a.history] == [t.number for t in b.history]
+    np.testing.assert_array_equal([t.x for t in a.history], [t.x for t in b.history])
+    assert [t.values for t in a.history] == [t.values for t in b.history]
+
+
+@pytest.mark.parametrize("bad", [b"{not json", b"\xff\xfe garbage", b"null", b"[1]", b"42",
+                                 b'{"type": "trial", "number": 5}', b'{"type": "bogus"}'])
+def test_a_bad_line_in_the_middle_is_skipped_with_a_warning_and_kept(tmp_path, bad):
+    """Only a torn *last* line may go; a bad line elsewhere is named, kept, and only the trial
+    it replaced is evaluated again (truth: the uninterrupted run)."""
+    full = _py_run(str(tmp_path / "full.jsonl"))
+    path = tmp_path / "j.jsonl"
+    lines = (tmp_path / "full.jsonl").read_bytes().split(b"\n")
+    victim = next(i for i, line in enumerate(lines) if b'"number": 5,' in line)
+    lines[victim] = bad
+    path.write_bytes(b"\n".join(lines))
+    size = path.stat().st_size
+    calls = []
+    with pytest.warns(UserWarning, match=f"line {victim + 1} skipped"):
+        again = _py_run(str(path), resume=True, calls=calls)
+    _same_trials(again, full)
+    assert len(calls) == 1, "only the trial on the damaged line is evaluated again"
+    assert path.read_bytes()[:size] == b"\n".join(lines), "nothing was deleted"
+
+
+def test_trials_missing_before_a_state_record_are_evaluated_not_lost(tmp_path):
+    """A journal whose state record outlived some trial records resumes from an earlier state
+    and evaluates exactly the missing trials."""
+    full = _py_run(str(tmp_path / "full.jsonl"))
+    path = tmp_path / "j.jsonl"
+    keep = [line for line in (tmp_path / "full.jsonl").read_text().splitlines(True)
+            if not any(f'"number": {n},' in line for n in (4, 6))]
+    path.write_text("".join(keep))
+    calls = []
+    with pytest.warns(UserWarning, match="are not; resuming from generation 1"):
+        again = _py_run(str(path), resume=True, calls=calls)
+    _same_trials(again, full)
+    assert len(calls) == 2
+
+
+def test_resume_compares_strategy_settings_and_journal_version(tmp_path):
+    space = Space({"x": Float(0.0, 1.0), "y": Float(0.0, 1.0)})
+    path = str(tmp_path / "j.jsonl")
+    _py_run(path, gens=1)
+    with pytest.raises(ValueError, match="strategy_config"):
+        _py_run(path, gens=2, resume=True, strategy=jaxhpo.strategies.tpe(
+            space, 4, n_startup_trials=4, gamma=0.5))
+    two = str(tmp_path / "two.jsonl")
+    _py_run(two, gens=2)
+    with pytest.raises(ValueError, match="num_generations=1 is smaller than the 2"):
+        _py_run(two, gens=1, resume=True)
+    lines = open(path).read().splitlines(True)
+    head = json.loads(lines[0])
+    head["version"] = 1
+    old = tmp_path / "old.jsonl"
+    old.write_text(json.dumps(head) + "\n" + "".join(lines[1:]))
+    with pytest.raises(ValueError, match="journal version 1"):
+        _py_run(str(old), gens=2, resume=True)
+
+
+def test_unwritable_journal_fails_before_any_evaluation(tmp_path, monkeypatch):
+    import jaxhpo._journal as J
+
+    path = tmp_path / "j.jsonl"
+    _py_run(str(path), gens=1)
+    real = open
+
+    def no_append(file, mode="r", *a, **kw):  # a read-only file, also when running as root
+        if "a" in mode:
+            raise PermissionError(13, "Permission denied")
+        return real(file, mode, *a, **kw)
+
+    monkeypatch.setattr(J, "open", no_append, raising=False)
+    calls = []
+    with pytest.raises(ValueError, match="cannot be written"):
+        _py_run(str(path), gens=2, resume=True, calls=calls)
+    assert calls == []
+
+
+def test_a_jax_generation_journaled_before_its_state_is_not_evaluated_again(tmp_path):
+    """Killed between a generation's trial records and its state record: resume reuses the
+    trials (truth: a host callback counts evaluations)."""
+    space = Space({"x": Float(-2.0, 2.0)})
+    count = []
+
+    def obj(key, hp):
+        jax.debug.callback(lambda: count.append(1))
+        return (hp["x"] - 1.0) ** 2
+
+    def run(path, resume=False):
+        return jaxhpo.minimize(obj, space, random_search(space, 4), num_generations=3, key=0,
+                               journal=path, resume=resume, progress=False)
+
+    full = run(str(tmp_path / "full.jsonl"))
+    lines = (tmp_path / "full.jsonl").read_text().splitlines(True)
+    last_state = max(i for i, line in enumerate(lines) if '"type": "state"' in line)
+    path = tmp_path / "j.jsonl"
+    path.write_text("".join(lines[:last_state]))
+    count.clear()
+    again = run(str(path), resume=True)
+    jax.effects_barrier()
+    assert count == []
+    _same_trials(again, full)

@@ -15,7 +15,7 @@ import pytest
 
 import jaxhpo
 from jaxhpo import Float, Space
-from jaxhpo import _tune
+from jaxhpo import _tune_slots
 from jaxhpo import schedulers as S
 from jaxhpo.strategies import random_search
 from jaxhpo.train import Trainer, mlp, synthetic_classification
@@ -56,18 +56,41 @@ def test_hyperband_slots_follow_the_bracket_table(setup):
     assert res.best_trial.status == "ok" and "test_accuracy" in res.best_trial.metrics
 
 
-def test_park_and_unpark_restore_a_member_exactly(setup):
+def test_checkpoint_round_trip_through_json_is_exact(setup):
+    """The slot engine's checkpoint (no pickle): members, parked trials, scheduler and strategy
+    state survive a JSON round trip bit for bit, and the restored engine continues exactly as
+    the original (truth: the original engine's next rounds)."""
+    import json
+
+    from jaxhpo.train import Population
+    from jaxhpo._tune_slots import SlotEngine
+
     space, trainer = setup
-    r = _tune._SlotRun(trainer, space, random_search(space, 4), S.ASHA(10, 90), 4, 8, 10,
-                       "accuracy", -1.0, ["maximize"], jax.random.key(0), False)
-    r.t_start = 0.0
-    r.step()
-    before = jax.device_get(_tune._raw(r.state))
-    r._park([1])
-    t = int(r.slot[1])
-    r._unpark({3: t})
-    after = jax.device_get(_tune._raw(r.state))
-    jax.tree.map(lambda a, b: np.testing.assert_array_equal(a[1], b[3]), before, after)
+
+    def engine():
+        return SlotEngine(Population(trainer, 4), space, random_search(space, 4),
+                          S.HyperBand(10, 90, eta=3), 17, 10, "accuracy", -1.0,
+                          jax.random.key(0), False)
+
+    a = engine()
+    for _ in range(3):
+        a.step()
+    assert a.parked, "some trial is paused at a rung"
+    doc = json.loads(json.dumps(a.to_record()))
+    b = engine()
+    b.load(doc)
+    jax.tree.map(lambda x, y: np.testing.assert_array_equal(np.asarray(jax.random.key_data(
+        x) if jax.dtypes.issubdtype(x.dtype, jax.dtypes.prng_key) else x), np.asarray(
+        jax.random.key_data(y) if jax.dtypes.issubdtype(y.dtype, jax.dtypes.prng_key) else y)),
+        a.state, b.state)
+    assert sorted(a.parked) == sorted(b.parked)
+    for t in a.parked:
+        jax.tree.map(np.testing.assert_array_equal, a.parked[t].state, b.parked[t].state)
+    for _ in range(3):
+        ea, eb = a.step(), b.step()
+        assert [(t.number, t.status, t.values) for t, _ in ea] == \
+            [(t.number, t.status, t.values) for t, _ in eb]
+    np.testing.assert_array_equal(a.slot, b.slot)
 
 
 def test_pbt_copies_and_records_schedules(setup):
@@ -101,7 +124,7 @@ def test_pbt_schedules_are_journaled_and_survive_a_crash(setup, tmp_path, monkey
     # rounds of 10 steps): the resumed run replays that round and journals it again; the
     # journal's schedules are still the uninterrupted run's
     path = tmp_path / "run.jsonl"
-    real = _tune._SlotRun.step
+    real = _tune_slots.SlotEngine.step
     calls = {"n": 0}
 
     def crashing(self):
@@ -110,10 +133,10 @@ def test_pbt_schedules_are_journaled_and_survive_a_crash(setup, tmp_path, monkey
             raise KeyboardInterrupt("simulated crash")
         return real(self)
 
-    monkeypatch.setattr(_tune._SlotRun, "step", crashing)
+    monkeypatch.setattr(_tune_slots.SlotEngine, "step", crashing)
     with pytest.raises(KeyboardInterrupt):
         run(setup, S.PBT(60, 20, fraction=0.25), 8, pop=8, journal=path, checkpoint_every=3)
-    monkeypatch.setattr(_tune._SlotRun, "step", real)
+    monkeypatch.setattr(_tune_slots.SlotEngine, "step", real)
     assert path.read_text().count('"type": "pbt"') == 2
     resumed = run(setup, S.PBT(60, 20, fraction=0.25), 8, pop=8, journal=path, resume=True,
                   checkpoint_every=3)
@@ -126,7 +149,7 @@ def test_resume_after_a_crash_equals_an_uninterrupted_run(setup, tmp_path, monke
     sched = lambda: S.HyperBand(10, 90, eta=3)  # trials park, get promoted and get dropped
     full = run(setup, sched(), 17)
     path = tmp_path / "run.jsonl"
-    real = _tune._SlotRun.step
+    real = _tune_slots.SlotEngine.step
     calls = {"n": 0}
 
     def crashing(self):
@@ -135,10 +158,10 @@ def test_resume_after_a_crash_equals_an_uninterrupted_run(setup, tmp_path, monke
             raise KeyboardInterrupt("simulated crash")
         return real(self)
 
-    monkeypatch.setattr(_tune._SlotRun, "step", crashing)
+    monkeypatch.setattr(_tune_slots.SlotEngine, "step", crashing)
     with pytest.raises(KeyboardInterrupt):
         run(setup, sched(), 17, journal=path)
-    monkeypatch.setattr(_tune._SlotRun, "step", real)
+    monkeypatch.setattr(_tune_slots.SlotEngine, "step", real)
     partial = [line for line in path.read_text().splitlines() if '"trial"' in line]
     assert 0 < len(partial) < len(full.history), (len(partial), full.rounds)
     resumed = run(setup, sched(), 17, journal=path, resume=True)

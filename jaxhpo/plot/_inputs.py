@@ -50,8 +50,9 @@ class RunView:
 def read_journal(path: str | os.PathLike) -> RunView:
     """Read a journal written by ``jaxhpo.minimize`` or ``jaxhpo.tune``, without changing it.
 
-    A torn last line (a run killed mid-write) is skipped, not truncated: the reader never writes.
-    A trial recorded twice keeps its last record.
+    Uses the same reader as resume (:func:`jaxhpo._journal.read_journal`): a torn last line (a
+    run killed mid-write) is left out, any other unreadable line is skipped with a warning
+    naming it, and a trial recorded twice keeps its last record.
 
     Args:
       path: the JSON Lines journal.
@@ -60,34 +61,17 @@ def read_journal(path: str | os.PathLike) -> RunView:
       A :class:`RunView` with the header, the space, the trials and (tune) their curves and
       (PBT) the schedules.
     """
-    path = os.fspath(path)
-    if not os.path.isfile(path):
-        raise FileNotFoundError(f"journal {path!r} does not exist")
-    records = []
-    with open(path, "rb") as f:
-        for line in f.read().split(b"\n"):
-            if not line.strip():
-                continue
-            try:
-                records.append(json.loads(line))
-            except json.JSONDecodeError:
-                break  # torn by a crash: everything before it is complete
-    if not records or records[0].get("type") != "header" or "space" not in records[0]:
-        raise ValueError(f"{path!r} is not a jaxhpo journal (no header line); journals are "
-                         "written by jaxhpo.minimize(..., journal=path) or jaxhpo.tune")
-    header = records[0]
-    trials, curves, pbt = {}, {}, {}
-    for r in records[1:]:
-        if r.get("type") == "trial":
-            t = Trial.from_record(r)
-            trials[t.number] = t
-            if "curve" in r:
-                curves[t.number] = r["curve"]
-        elif r.get("type") == "pbt":  # a resumed run may repeat a round: keep the last
-            pbt[int(r["round"])] = r
+    from jaxhpo._journal import read_journal as read, trials_by_number
+
+    contents = read(path)
+    header = contents.header
+    trials = trials_by_number(contents)
+    curves = {n: r["curve"] for n, (_, r) in trials.items() if "curve" in r}
+    pbt = {int(r["round"]): r for r in contents.of_type("pbt")}  # a repeated round: the last
     # tune journals are written in completion order, as TuneResult.history; minimize's by number
-    order = list(trials.values()) if header.get("driver") == "tune" else sorted(
-        trials.values(), key=lambda t: t.number)
+    order = [t for t, _ in trials.values()]
+    if header.get("driver") != "tune":
+        order.sort(key=lambda t: t.number)
     dirs = list(header.get("directions") or ["minimize"])
     history = History(_objective_names(header, order, len(dirs)), dirs, order)
     return RunView(history, Space.from_dict(header["space"]), curves, _schedules(pbt), header)

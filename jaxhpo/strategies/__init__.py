@@ -11,7 +11,7 @@ from __future__ import annotations
 from typing import Callable, NamedTuple
 
 from jaxhpo._space import Space
-from jaxhpo._strategy import Strategy, sanitize_fitness
+from jaxhpo._strategy import Strategy, recorded_settings, sanitize_fitness
 from jaxhpo.strategies._annealing import AnnealingState, simulated_annealing
 from jaxhpo.strategies._ars import ARSState, RunningNorm, ars
 from jaxhpo.strategies._ars_augmented import ARSAugmentedState, ars_augmented
@@ -32,6 +32,14 @@ from jaxhpo.strategies._parzen import (ParzenEstimator, ParzenSpec, fit_parzen, 
                                        log_pdf_marginal, parzen_spec)
 from jaxhpo.strategies._parzen import sample as sample_parzen
 from jaxhpo.strategies._tpe import TPEState, tpe
+
+# Every factory records its settings in ``Strategy.config`` (journals compare them on resume).
+(random_search, quasi_random, grid_search, cma_es, cma_es_restarts, sep_cma_es,
+ differential_evolution, particle_swarm, simulated_annealing, genetic_algorithm, nsga2, ars,
+ ars_augmented, gp_bo, tpe, ppo_agent) = map(recorded_settings, (
+    random_search, quasi_random, grid_search, cma_es, cma_es_restarts, sep_cma_es,
+    differential_evolution, particle_swarm, simulated_annealing, genetic_algorithm, nsga2, ars,
+    ars_augmented, gp_bo, tpe, ppo_agent))
 
 
 class RegistryEntry(NamedTuple):

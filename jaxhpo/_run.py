@@ -1,0 +1,377 @@
+"""The run layer shared by :func:`jaxhpo.minimize`, :func:`jaxhpo.minimize_scan` and
+:func:`jaxhpo.tune`: one setup, one key schedule, one journal header and resume check, one
+Python-trial evaluator, one buffer-sizing helper.
+
+Keys: a run's ``key`` is split into ``(k_init, k_run)``; ask number ``g`` uses
+``split(fold_in(k_run, g))`` into ``(k_ask, k_eval)``, and member ``i`` of a JAX-native objective
+gets ``split(k_eval, population_size)[i]``. Every driver derives keys this way, so the same
+settings propose the same trials, and a resumed run re-creates exactly the proposals it lost.
+"""
+
+from __future__ import annotations
+
+import inspect
+import math
+import numbers
+import os
+import sys
+import time
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+import jax
+import numpy as np
+
+from jaxhpo._history import DIVERGED, FAILED, OK, History, Trial
+from jaxhpo._journal import (FORMAT, VERSION, Journal, JournalContents, normalized,
+                             read_journal)
+from jaxhpo._space import Space
+from jaxhpo._strategy import Strategy
+from jaxhpo._validate import as_key, check_int, check_path  # noqa: F401  (re-exported)
+
+_DIRECTIONS = ("minimize", "maximize")
+
+
+# ---------------------------------------------------------------------------- objectives
+def objective_kind(objective, objective_type: str = "auto") -> str:
+    """``"jax"`` for ``fn(key, hparams)``, ``"python"`` for ``fn(params)``, ``"trial"`` for
+    ``fn(params, trial)`` (Optuna-style reporting, for :func:`jaxhpo.tune`).
+
+    With ``objective_type="auto"`` the decision is by signature: one required positional
+    parameter is a Python objective; two are JAX-native unless the second is named ``trial``.
+    """
+    if objective_type not in ("auto", "jax", "python"):
+        raise ValueError(
+            f"objective_type must be 'auto', 'jax' or 'python', got {objective_type!r}")
+    if not callable(objective):
+        raise TypeError(f"objective must be callable, got {type(objective).__name__}")
+    try:
+        sig = inspect.signature(objective)
+    except (TypeError, ValueError):
+        sig = None
+    required, star = None, False
+    if sig is not None:
+        kinds = (inspect.Parameter.POSITIONAL_ONLY, inspect.Parameter.POSITIONAL_OR_KEYWORD)
+        params = list(sig.parameters.values())
+        required = [p for p in params if p.kind in kinds and p.default is p.empty]
+        star = any(p.kind == p.VAR_POSITIONAL for p in params)
+        positional = [p for p in params if p.kind in kinds]
+    if objective_type != "auto":
+        if objective_type == "jax" and required is not None and not star and (
+                len(required) > 2 or len(positional) < 2):
+            raise TypeError(f"objective_type='jax' needs fn(key, hparams), but the objective "
+                            f"takes {sig}; pass objective_type='python' for fn(params)")
+        return objective_type
+    if required is not None:
+        if len(required) == 2:
+            return "trial" if required[1].name == "trial" else "jax"
+        if len(required) == 1:
+            return "python"
+    raise TypeError(
+        "cannot tell the objective's kind from its signature: a JAX-native objective is "
+        "fn(key, hparams), a Python one fn(params); pass objective_type='jax' or 'python'")
+
+
+@dataclass(frozen=True)
+class Targets:
+    """The objective metric names (``None``: learned from the first result) and directions."""
+
+    names: tuple[str, ...] | None
+    directions: tuple[str, ...]
+
+    @property
+    def sign(self) -> np.ndarray:
+        """``f32[m]``: +1 to minimize, -1 to maximize."""
+        return np.array([1.0 if d == "minimize" else -1.0 for d in self.directions], np.float32)
+
+    def fitness(self, values) -> np.ndarray:
+        """``f[n, m]`` values in the user's directions -> minimized ``f32[n]`` / ``f32[n, m]``."""
+        f = (np.asarray(values, np.float64) * self.sign).astype(np.float32)
+        return f[:, 0] if f.shape[1] == 1 else f
+
+    def resolve(self, keys: Sequence[str], scalar: bool) -> "Targets":
+        """Check the objective's outputs ``keys`` against the names; name a scalar output."""
+        keys = list(keys)
+        if self.names is None:
+            if scalar or len(keys) == 1:
+                if len(self.directions) != 1:
+                    raise ValueError(f"direction names {len(self.directions)} objectives but "
+                                     f"the objective returns one value")
+                return Targets(tuple(keys), self.directions)
+            raise ValueError(
+                f"the objective returns several metrics {keys}; name the one to optimize "
+                "with metric='name' (or a list of names for multi-objective strategies)")
+        missing = [n for n in self.names if n not in keys]
+        if missing:
+            from jaxhpo._validate import closest
+
+            hint = closest(missing[0], keys)
+            raise ValueError(f"metric {missing} not among the objective's outputs {keys}"
+                             + (f"; did you mean {hint!r}?" if hint else ""))
+        return self
+
+
+def targets(metric, direction) -> Targets:
+    """Validate ``metric`` (a name, a list of names or ``None``) and ``direction``."""
+    if metric is None:
+        names = None
+    elif isinstance(metric, str):
+        names = (metric,)
+    elif isinstance(metric, Sequence) and metric and all(isinstance(m, str) for m in metric):
+        names = tuple(metric)
+        if len(set(names)) != len(names):
+            raise ValueError(f"metric lists a name twice: {list(names)}")
+    else:
+        raise TypeError(f"metric must be a metric name or a list of names, got {metric!r}")
+    dirs = [direction] if isinstance(direction, str) else direction
+    if not isinstance(dirs, Sequence) or not dirs:
+        raise TypeError(f"direction must be 'minimize', 'maximize' or a list, got {direction!r}")
+    for d in dirs:
+        if d not in _DIRECTIONS:
+            raise ValueError(f"direction must be 'minimize' or 'maximize', got {d!r}")
+    n = 1 if names is None else len(names)
+    dirs = list(dirs) * n if len(dirs) == 1 and n > 1 else list(dirs)
+    if len(dirs) != n and names is not None:
+        raise ValueError(f"direction has {len(dirs)} entries but metric names {n} objectives")
+    return Targets(names, tuple(dirs))
+
+
+def objective_columns(strategy: Strategy) -> int | None:
+    """How many fitness columns ``strategy.tell`` takes, from its recorded settings (``None``
+    for a hand-built strategy: unknown)."""
+    config = strategy.config or {}
+    factory = config.get("factory")
+    if factory is None or factory in ("random_search", "quasi_random", "grid_search"):
+        return None  # unknown (hand-built), or the strategy ignores fitness
+    if factory == "nsga2":
+        return int(config["num_objectives"])
+    if factory == "ars_augmented":
+        return 1 + len(config.get("cost_weights") or ())
+    return 1
+
+
+def check_objectives(strategy: Strategy, tg: Targets) -> None:
+    """The metrics named must match what the strategy's ``tell`` takes, before any evaluation."""
+    want, m = objective_columns(strategy), len(tg.directions)
+    if want is None or m == want or (tg.names is None and m == 1):
+        return
+    if want == 1:
+        raise ValueError(
+            f"strategy {strategy.name!r} optimizes one objective but metric names {m} "
+            f"({list(tg.names or [])}); pass one metric, or use a multi-objective strategy "
+            "such as jaxhpo.strategies.nsga2(space, pop, num_objectives=...)")
+    raise ValueError(f"strategy {strategy.name!r} takes {want} objective columns but metric "
+                     f"names {m}; pass metric=[...] with {want} names")
+
+
+def python_metrics(out, allow_none: bool = False) -> tuple[dict[str, float] | None, bool]:
+    """A Python objective's return value -> ``({name: float}, was_scalar)``.
+
+    Numbers only: a ``str``, ``bool``, complex or non-scalar value is an error that names the
+    metric and what to return instead.
+    """
+    if out is None and allow_none:
+        return None, True
+    items, scalar = (list(out.items()), False) if isinstance(out, Mapping) else (
+        [("value", out)], True)
+    metrics = {}
+    for k, v in items:
+        if isinstance(v, (np.ndarray, jax.Array)) and np.size(v) == 1:
+            v = np.asarray(v).reshape(()).item() if v.dtype.kind in "biufc" else v
+        ok = isinstance(v, numbers.Real) and not isinstance(v, (bool, np.bool_))
+        if not ok:
+            what = "the objective's return value" if scalar else f"metric {k!r}"
+            raise TypeError(
+                f"a Python objective must return a real number or a dict of real numbers; "
+                f"{what} is {v!r} ({type(v).__name__})"
+                + ("; convert it with float(...)" if isinstance(v, str) else ""))
+        metrics[str(k)] = float(v)
+    if not metrics:
+        raise TypeError("a Python objective returned an empty dict; return {'metric': value}")
+    return metrics, scalar
+
+
+@dataclass
+class Outcome:
+    """What one Python trial produced: ``metrics`` (``None`` if it failed), or ``error``."""
+
+    metrics: dict[str, float] | None
+    scalar: bool
+    error: str | None
+    wall_time: float
+    result: Any = None  # the objective's raw return value (tune: None = use the last report)
+
+
+def call_python(fn, *args, allow_none: bool = False) -> Outcome:
+    """Run one Python trial: exceptions are failed trials, results are validated numbers."""
+    from jaxhpo._tune_python import StopTrial
+
+    t0 = time.perf_counter()
+    try:
+        out = fn(*args)
+        metrics, scalar = python_metrics(out, allow_none)
+        return Outcome(metrics, scalar, None, time.perf_counter() - t0, out)
+    except StopTrial:
+        return Outcome(None, True, "StopTrial", time.perf_counter() - t0)
+    except Exception as e:  # a failing trial must not end the run
+        return Outcome(None, True, f"{type(e).__name__}: {e}", time.perf_counter() - t0)
+
+
+def make_trial(space: Space, number: int, generation: int, member: int, x, metrics, values,
+               *, error: str | None = None, status: str | None = None,
+               wall_time: float = 0.0, fidelity=None) -> Trial:
+    """A :class:`Trial` record; the status follows the values unless given."""
+    params = space.to_params(np.asarray(x))
+    if status is None:
+        if values is None:
+            status = FAILED
+        else:
+            status = OK if all(math.isfinite(v) for v in values) else DIVERGED
+    return Trial(number=number, generation=generation, member=member,
+                 x=[float(v) for v in np.asarray(x).ravel()], params=params,
+                 inactive=space.inactive_names(params), metrics=dict(metrics or {}),
+                 values=None if values is None else [float(v) for v in values], status=status,
+                 error=error, wall_time=wall_time, timestamp=time.time(),
+                 fidelity=None if fidelity is None else float(fidelity))
+
+
+# ---------------------------------------------------------------------------- keys, buffers
+def run_keys(key) -> tuple[jax.Array, jax.Array]:
+    """``(k_init, k_run)`` of a run's ``key``."""
+    k_init, k_run = jax.random.split(as_key(key))
+    return k_init, k_run
+
+
+def ask_keys(k_run, g) -> tuple[jax.Array, jax.Array]:
+    """``(k_ask, k_eval)`` of ask number ``g``."""
+    k_ask, k_eval = jax.random.split(jax.random.fold_in(k_run, g))
+    return k_ask, k_eval
+
+
+def reserve(strategy: Strategy, state, generations: int):
+    """Give a model-based strategy's buffer room for ``generations`` told populations.
+
+    The one place buffers are sized: before each ``tell`` (``generations = g + 1``), when a
+    journaled state is restored (its size at the time), and once for a whole
+    :func:`jaxhpo.minimize_scan` run. ``reserve`` is plain shape logic on a static count, so it
+    also works while ``jit`` traces; a buffer that grows retraces ``ask``/``tell`` once (sizes
+    double).
+    """
+    if strategy.reserve is None:
+        return state
+    return strategy.reserve(state, generations * strategy.population_size)
+
+
+# ---------------------------------------------------------------------------- setup
+def check_strategy(space, strategy) -> None:
+    if not isinstance(space, Space):
+        raise TypeError(f"space must be a jaxhpo.Space, got {type(space).__name__}")
+    if not isinstance(strategy, Strategy):
+        raise TypeError(
+            f"strategy must be a jaxhpo.Strategy (e.g. jaxhpo.strategies.random_search(space, "
+            f"16)), got {type(strategy).__name__}")
+    if strategy.num_dims != space.dim:
+        raise ValueError(
+            f"strategy was built for {strategy.num_dims} dimensions but the space has "
+            f"{space.dim}; build the strategy from this space")
+
+
+def header(driver: str, space: Space, strategy: Strategy, kind: str, metric, tg: Targets,
+           key: jax.Array, **extra) -> dict:
+    """The journal header: everything a resumed run must share with the original."""
+    return {"type": "header", "format": FORMAT, "version": VERSION, "driver": driver,
+            "space": space.to_dict(), "strategy": strategy.name,
+            "strategy_config": strategy.config,
+            "population_size": strategy.population_size, "num_dims": space.dim,
+            "metric": metric, "directions": list(tg.directions), "objective_type": kind,
+            "key": np.asarray(jax.random.key_data(key)).tolist(),
+            **{k: normalized(v) for k, v in extra.items()}}
+
+
+def open_journal(journal, resume: bool, head: dict) -> tuple[Journal | None,
+                                                            JournalContents | None]:
+    """Create a journal, or check that the one to resume belongs to this run.
+
+    Returns ``(journal, contents)``: ``contents`` is ``None`` for a new run. A torn last line
+    (the crash case) is cut; every other problem is an error or a warning naming the line. The
+    file is opened for appending before anything is evaluated, so an unwritable journal fails
+    at once.
+    """
+    path = check_path(journal, "journal")
+    if not isinstance(resume, bool):
+        raise TypeError(f"resume must be True or False, got {resume!r}")
+    if path is None:
+        if resume:
+            raise ValueError("resume=True needs journal=path of the run to resume")
+        return None, None
+    jr = Journal(path)
+    if jr.exists() and not resume:
+        raise ValueError(f"journal {path!r} already holds a run; pass resume=True to continue "
+                         f"it or choose a new path")
+    if not jr.exists():
+        jr.write(head)
+        return jr, None
+    contents = read_journal(path)
+    old = contents.header
+    if old.get("version") != VERSION:
+        raise ValueError(
+            f"journal {path!r} was written by an older jaxhpo (journal version "
+            f"{old.get('version')}; this jaxhpo resumes version {VERSION}): its trials can still "
+            "be read with jaxhpo.plot.read_journal, but resume it with the jaxhpo that wrote it "
+            "or start a new journal")
+    for k, v in head.items():
+        if k not in ("type", "version") and old.get(k) != v:
+            raise ValueError(
+                f"cannot resume: the journal's {k} ({old.get(k)!r}) differs from this run's "
+                f"({v!r}); resume with the original settings or use a new journal")
+    if contents.torn_at is not None:
+        jr.drop_torn_tail(contents.torn_at)
+    jr.open()
+    return jr, contents
+
+
+# ---------------------------------------------------------------------------- progress
+class Progress:
+    """Per-generation progress: a rich bar on a terminal, log lines otherwise.
+
+    ``mode``: ``True``/``"auto"`` (a bar on a TTY outside CI, else one ``logging`` line per
+    generation or round on the ``jaxhpo`` logger), ``"bar"``, ``"log"`` or ``False`` (nothing).
+    """
+
+    def __init__(self, mode, total: int, start: int, unit: str = "generation"):
+        if mode not in (True, False, "auto", "bar", "log"):
+            raise ValueError(f"progress must be True, False, 'auto', 'bar' or 'log', got "
+                             f"{mode!r}")
+        self.bar, self.log, self.unit, self.total = None, None, unit, total
+        self.t0, self.done = time.perf_counter(), start
+        tty = sys.stderr.isatty() and not os.environ.get("CI")
+        if mode == "bar" or (mode in (True, "auto") and tty):
+            from rich.progress import (BarColumn, MofNCompleteColumn, Progress as Bar,
+                                       TextColumn, TimeElapsedColumn)
+            self.bar = Bar(TextColumn("[bold]jaxhpo"), BarColumn(), MofNCompleteColumn(),
+                           TextColumn("best {task.fields[best]}"), TimeElapsedColumn())
+            self.task = self.bar.add_task(unit, total=total, completed=start, best="-")
+            self.bar.start()
+        elif mode in (True, "auto", "log"):
+            import logging
+
+            self.log = logging.getLogger("jaxhpo")
+
+    def update(self, history: History, advance: int = 1, failed: int = 0):
+        self.done += advance
+        if self.bar is None and self.log is None:
+            return
+        best = "-"
+        if len(history.objectives) == 1 and history.completed():
+            best = f"{history.best_trial().value:.6g}"
+        if self.bar is not None:
+            self.bar.update(self.task, advance=advance, best=best)
+        else:
+            rate = len(history) / max(time.perf_counter() - self.t0, 1e-9)
+            self.log.info("%s %d/%d: best %s, %d trials (%d failed), %.3g trials/s", self.unit,
+                          self.done, self.total, best, len(history), failed, rate)
+
+    def close(self):
+        if self.bar is not None:
+            self.bar.stop()

@@ -1,0 +1,183 @@
+""":func:`jaxhpo.tune` on a Python objective ``fn(params, trial)``: the scheduler decides on
+every ``trial.report``, trials run one after another or ``workers`` at a time in threads (then
+ASHA's stopping rule is genuinely asynchronous: each report is decided on arrival).
+
+Resume replays the journaled trials' reports through the scheduler in the original order, so
+it reaches the same decisions without evaluating them again.
+"""
+
+from __future__ import annotations
+
+import math
+import threading
+import time
+import warnings
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass, field
+
+import jax
+import numpy as np
+
+from jaxhpo import _run
+from jaxhpo._history import FAILED, OK, STOPPED, History, Trial
+from jaxhpo._proposer import Proposer
+from jaxhpo.schedulers import Decision
+
+
+class StopTrial(Exception):
+    """Raise from a Python objective after ``trial.should_stop()`` to end it as stopped."""
+
+
+class TrialHandle:
+    """What a Python objective receives as ``trial``: report intermediate values, ask whether
+    to stop. ``params`` and ``number`` identify the trial."""
+
+    def __init__(self, run, number, params):
+        self._run, self.number, self.params = run, number, params
+        self._stop = False
+        self.reports: list[tuple[int, float]] = []
+
+    def report(self, step: int, value: float) -> None:
+        """Report the metric (in the user's direction) after ``step`` training steps.
+
+        ``step`` is a positive int that grows from report to report; ``value`` a real number.
+        (Optuna's ``trial.report(value, step)`` takes them the other way round.)
+        """
+        swapped = " (jaxhpo's order is trial.report(step, value); Optuna's is (value, step))"
+        if isinstance(step, (bool, np.bool_)) or not isinstance(step, (int, np.integer)):
+            raise TypeError(f"step must be an int number of training steps, got {step!r}"
+                            + swapped)
+        if step < 1:
+            raise ValueError(f"step must be >= 1, got {step}" + swapped)
+        if isinstance(value, (bool, np.bool_, str)) or not isinstance(
+                value, (int, float, np.integer, np.floating, np.ndarray, jax.Array)):
+            raise TypeError(f"value must be a real number, got {value!r}")
+        if self.reports and step <= self.reports[-1][0]:
+            raise ValueError(f"step must grow from report to report: got {step} after "
+                             f"{self.reports[-1][0]}" + swapped)
+        value = float(value)
+        self.reports.append((int(step), value))
+        self._stop = self._stop or self._run.report(self.number, int(step), value)
+
+    def should_stop(self) -> bool:
+        """True once the scheduler decided to stop this trial: return (or raise
+        :class:`jaxhpo.StopTrial`) as soon as possible."""
+        return self._stop
+
+
+@dataclass
+class PythonRun:
+    """The shared state of a Python-objective run (guarded by ``lock``)."""
+
+    scheduler: object
+    sign: float
+    proposer: Proposer
+    lock: threading.Lock = field(default_factory=threading.Lock)
+    x: dict = field(default_factory=dict)  # trial number -> f32[d]
+
+    def report(self, number, step, value) -> bool:
+        with self.lock:
+            v = self.sign * value if math.isfinite(value) else math.nan
+            a = self.scheduler.report([number], [step], [v], [self.x[number]])[0]
+            return a in (Decision.STOP, Decision.PAUSE)
+
+
+def run_python(fn, space, strategy, scheduler, max_trials, eval_every, metric, sign, dirs, key,
+               jr, prior, workers, time_budget, progress):
+    """Run ``fn(params, trial)`` trials; returns ``(history, curves, trace, wall_time)``."""
+    by_member = {(tr.generation, tr.member): (tr, rec.get("curve", []))
+                 for tr, rec in prior.values()}
+    k_strat, k_run = jax.random.split(key)
+    proposer = Proposer(strategy, k_strat)
+    scheduler.start(max_trials, eval_every, space, workers)
+    run = PythonRun(scheduler, sign, proposer)
+    history = History([metric], dirs)
+    curves, trace = {}, []
+    t_start = time.time()
+    counters = {"next": 0, "best": math.inf, "failed": 0}
+    bar = _run.Progress(progress, max_trials, 0, unit="trial")
+
+    def record(tr, curve):
+        history.append(tr)
+        curves[tr.number] = curve
+        if tr.status == OK and sign * tr.values[0] < counters["best"]:
+            counters["best"] = sign * tr.values[0]
+            trace.append((time.time() - t_start, tr.values[0]))
+        v = sign * tr.values[0] if tr.values is not None else math.nan
+        proposer.result(tr.generation, tr.member, v)
+        if tr.status == FAILED:
+            counters["failed"] += 1
+            if counters["failed"] == 1:
+                warnings.warn(f"trial {tr.number} failed: {tr.error}", stacklevel=4)
+        bar.update(history, failed=counters["failed"])
+
+    def take():
+        """The next trial under the lock: ``(number, x, generation, member)``, ``None`` when
+        the run is over; a journaled trial is replayed here instead of run again."""
+        while True:
+            with run.lock:
+                if time_budget is not None and time.time() - t_start > time_budget:
+                    return None
+                n = counters["next"]
+                if scheduler.next_job(jax.random.fold_in(k_run, n), n) is None:
+                    return None
+                counters["next"] += 1
+                x, g, m = proposer.next()
+                run.x[n] = np.asarray(x, np.float32)
+                old = by_member.get((g, m))
+                if old is None:
+                    return n, x, g, m
+                tr, curve = old
+                for s, v in curve:
+                    v = sign * v if v is not None and math.isfinite(v) else math.nan
+                    scheduler.report([n], [s], [v], [x])
+                tr.number = n
+                record(tr, curve)
+
+    def work():
+        while (job := take()) is not None:
+            n, x, g, m = job
+            h = TrialHandle(run, n, space.to_params(x))
+            out = _run.call_python(fn, dict(h.params), h, allow_none=True)
+            status, error, value = OK, out.error, None
+            if out.error == "StopTrial" or h.should_stop():
+                status, error = STOPPED, None
+            if out.error is not None and status != STOPPED:
+                status = FAILED
+            elif out.metrics is not None:
+                value = out.metrics.get(metric, next(iter(out.metrics.values())))
+            if status == STOPPED or (value is None and status == OK):
+                value = h.reports[-1][1] if h.reports else None
+                if status == OK and value is None:
+                    status, error = FAILED, "the objective returned None and reported nothing"
+            steps = h.reports[-1][0] if h.reports else 0
+            tr = _run.make_trial(space, n, g, m, x,
+                                 {metric: value if value is not None else math.nan},
+                                 None if status == FAILED or value is None else [value],
+                                 error=error, status=status if status != OK else None,
+                                 wall_time=out.wall_time, fidelity=steps)
+            curve = [[s, v] for s, v in h.reports]
+            with run.lock:
+                record(tr, curve)
+                if jr is not None:
+                    jr.write(tr.to_record() | {"type": "trial", "curve": curve})
+
+    try:
+        if workers == 1:
+            work()
+        else:
+            with ThreadPoolExecutor(workers) as ex:
+                for f in [ex.submit(work) for _ in range(workers)]:
+                    f.result()
+    finally:
+        bar.close()
+    history.trials.sort(key=lambda t: t.number)
+    return history, curves, trace, time.time() - t_start
+
+
+def replayed_trials(contents) -> dict:
+    """``{number: (Trial, record)}`` of a journal's trials (the last record of each)."""
+    out = {}
+    for r in contents.of_type("trial") if contents is not None else []:
+        out[r["number"]] = (Trial.from_record(r), r)
+    return out

@@ -1,0 +1,250 @@
+"""The slot engine of :func:`jaxhpo.tune`: ``size`` slots of a vmapped population train in
+lock-step, one round (``eval_every`` steps, one compiled call) at a time.
+
+After each round the scheduler turns the slots' validation metrics into decisions; a stopped,
+paused or finished trial frees its slot, which is refilled at once with the scheduler's next
+job: a new configuration (from the strategy through :class:`jaxhpo._proposer.Proposer`, or
+BOHB's densities) or a paused trial promoted to a higher rung (its member state was parked on
+the host and is put back). PBT copies members with ``Population.gather``. Slot utilization =
+busy slot-rounds / all slot-rounds.
+
+The engine only calls the population's ``init``/``train``/``evaluate``/``gather``/``replace``/
+``take``/``put``/``place``, so it runs any training program the population wraps. Its whole
+state (members, parked trials, scheduler, proposer, bookkeeping) is checkpointed as one JSON
+document in the journal encoding (:mod:`jaxhpo._journal`).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import math
+import time
+from dataclasses import dataclass, field
+from typing import NamedTuple
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+
+from jaxhpo._history import OK, STOPPED, Trial
+from jaxhpo._journal import decode, decode_state, encode, encode_state
+from jaxhpo._proposer import Proposer
+from jaxhpo._run import make_trial
+from jaxhpo.schedulers import Decision
+
+
+@dataclass
+class SlotTrial:
+    """A trial of the slot engine while it lives (running, paused or ended)."""
+
+    x: np.ndarray  # f32[d] unit-cube point (PBT's explore moves it)
+    generation: int  # the proposer's batch (-1: proposed by the scheduler, e.g. BOHB)
+    member: int  # its row in that batch
+    steps: int = 0  # optimizer steps trained
+    curve: list = field(default_factory=list)  # the metric after every round, as measured
+    t0: float = 0.0  # when it started (Unix time)
+    told: bool = False  # whether the strategy has its value
+
+
+class PBTRound(NamedTuple):
+    """One PBT exploit/explore round: slot ``i`` took member ``src[i]``'s state where
+    ``exploit[i]``; ``x`` are every slot's unit-cube hyperparameters after it."""
+
+    step: int
+    src: list
+    exploit: list
+    x: list
+
+
+class SlotEngine:
+    """The run state of a population tuned by a scheduler (see the module docstring)."""
+
+    def __init__(self, population, space, strategy, scheduler, max_trials, eval_every, metric,
+                 sign, key, test_split):
+        self.space, self.scheduler, self.pop = space, scheduler, population
+        self.size = population.size
+        self.max_trials, self.eval_every, self.metric = max_trials, eval_every, metric
+        self.sign, self.test_split = sign, test_split
+        k_strat, self.k_pop, self.k_run = jax.random.split(key, 3)
+        self.proposer = Proposer(strategy, k_strat)
+        scheduler.start(max_trials, eval_every, space, self.size)
+        self.slot = np.full(self.size, -1, np.int64)  # trial number per slot, -1 = free
+        self.x = np.full((self.size, space.dim), 0.5, np.float32)
+        self.trials: dict[int, SlotTrial] = {}
+        self.parked: dict[int, object] = {}  # trial -> its member state on the host
+        self.round = self.next_id = self.busy = 0
+        self.trace: list[tuple[float, float]] = []
+        self.best = math.inf
+        self.pbt_rounds: list[PBTRound] = []
+        self.pbt_x0 = None
+        self.t_start = time.time()
+        # Members are created by ``replace`` when their slot is first filled; the initial
+        # state only fixes shapes (zeros), which saves compiling ``init``.
+        shapes = jax.eval_shape(self.pop.init, self.k_pop, space.decode(jnp.asarray(self.x)))
+        self.state = self.pop.place(jax.tree.map(_zeros, shapes))
+
+    # ------------------------------------------------------------------ one round
+    def _fill(self, key):
+        """Give every free slot the scheduler's next job; returns the decoded hparams."""
+        k_job, k_init, k_prop = jax.random.split(key, 3)
+        fresh = np.zeros(self.size, bool)
+        moves = {}
+        free = np.flatnonzero(self.slot < 0)
+        self.scheduler.prepare(len(free))
+        for j, i in enumerate(free):
+            job = self.scheduler.next_job(jax.random.fold_in(k_job, j), self.next_id)
+            if job is None:
+                break
+            if job.trial < 0:
+                t = self.next_id
+                self.next_id += 1
+                x = self.scheduler.propose(jax.random.fold_in(k_prop, j), self.space.dim)
+                g = m = -1
+                if x is None:
+                    x, g, m = self.proposer.next()
+                self.trials[t] = SlotTrial(np.asarray(x, np.float32), g, m, t0=time.time())
+                fresh[i] = True
+            else:
+                t = job.trial
+                moves[i] = self.parked.pop(t)
+            self.slot[i] = t
+            self.x[i] = self.trials[t].x
+        hp = self.space.decode(jnp.asarray(self.x))
+        if fresh.any():
+            self.state = self.pop.replace(self.state, fresh, k_init, hp)
+        if moves:
+            self.state = self.pop.put(self.state, moves)
+        return hp
+
+    def _end(self, t, status, metrics) -> tuple[Trial, list]:
+        info = self.trials[t]
+        value = info.curve[-1] if info.curve else None
+        m = {f"val_{self.metric}": value if value is not None else math.nan, **metrics}
+        tr = make_trial(self.space, t, info.generation, info.member, info.x, m,
+                        None if value is None else [value],
+                        status=None if status == OK else status,
+                        wall_time=time.time() - info.t0, fidelity=info.steps)
+        if status == OK and value is None:
+            tr.status = STOPPED
+        self._tell(info)
+        return tr, [float(v) for v in info.curve]
+
+    def _tell(self, info: SlotTrial):
+        """Give the strategy a trial's value the first time it leaves its slot (stopped,
+        paused at a rung or done): model-based strategies then learn from every rung."""
+        if info.generation >= 0 and not info.told:
+            info.told = True
+            v = info.curve[-1] if info.curve else math.nan
+            self.proposer.result(info.generation, info.member, self.sign * v)
+
+    def step(self) -> list | None:
+        """One round; returns the trials that ended in it, ``None`` when nothing is left."""
+        k_fill, k_pbt = jax.random.split(jax.random.fold_in(self.k_run, self.round))
+        hp = self._fill(k_fill)
+        active = np.flatnonzero(self.slot >= 0)
+        if active.size == 0:
+            return None
+        self.state, curve = self.pop.train(self.state, hp, steps=self.eval_every,
+                                           eval_every=self.eval_every)
+        measured = np.asarray(curve[self.metric])[:, -1].astype(np.float64)
+        self.busy += active.size
+        self.round += 1
+        trials = [int(self.slot[i]) for i in active]
+        for i, t in zip(active, trials):
+            self.trials[t].steps += self.eval_every
+            self.trials[t].curve.append(float(measured[i]))
+        steps = [self.trials[t].steps for t in trials]
+        decisions = self.scheduler.report(trials, steps, [self.sign * measured[i]
+                                                          for i in active],
+                                          [self.x[i] for i in active])
+        if self.scheduler.pbt and active.size == self.size and all(
+                a == Decision.CONTINUE for a in decisions):
+            self._pbt(k_pbt, steps[0], measured)
+        ended = []
+        test = {}
+        if self.test_split and any(a == Decision.DONE for a in decisions):
+            test = jax.device_get(self.pop.evaluate(self.state, hp, "test"))
+        for i, t, a in zip(active, trials, decisions):
+            if a == Decision.DONE:
+                m = {f"test_{k}": float(v[i]) for k, v in test.items()
+                     if k in ("loss", "accuracy")}
+                ended.append(self._end(t, OK, m))
+                v = self.trials[t].curve[-1]
+                if math.isfinite(v) and self.sign * v < self.best:
+                    self.best = self.sign * v
+                    self.trace.append((time.time() - self.t_start, v))
+            elif a == Decision.STOP:
+                ended.append(self._end(t, STOPPED, {}))
+        paused = [i for i, a in zip(active, decisions) if a == Decision.PAUSE]
+        if paused:
+            for i, member in zip(paused, self.pop.take(self.state, paused)):
+                self.parked[int(self.slot[i])] = member
+                self._tell(self.trials[int(self.slot[i])])
+        for t in self.scheduler.take_dropped():
+            self.parked.pop(t, None)
+            ended.append(self._end(t, STOPPED, {}))
+        for i, a in zip(active, decisions):
+            if a != Decision.CONTINUE:
+                self.slot[i] = -1
+        return ended
+
+    def _pbt(self, key, step, measured):
+        sched = self.scheduler
+        if step % sched.interval or step >= sched.max_steps:
+            return
+        if self.pbt_x0 is None:
+            self.pbt_x0 = self.x.copy()
+        src, exploit, new_x = sched.exploit(key, self.sign * measured, self.x, self.space)
+        if exploit.any():
+            self.state = self.pop.gather(self.state, src)
+            for i in np.flatnonzero(exploit):
+                t, u = int(self.slot[i]), int(self.slot[src[i]])
+                self.trials[t].curve = list(self.trials[u].curve)
+                self.trials[t].x = np.asarray(new_x[i], np.float32)
+            self.x = np.asarray(new_x, np.float32)
+        self.pbt_rounds.append(PBTRound(int(step), np.asarray(src).tolist(),
+                                        np.asarray(exploit).tolist(), self.x.tolist()))
+
+    def unfinished(self, recorded) -> list[tuple[Trial, list]]:
+        """End every trial not in ``recorded`` (paused or cut off) as stopped: the run is
+        over."""
+        out = []
+        for t in sorted(set(self.trials) - set(recorded)):
+            self.parked.pop(t, None)
+            out.append(self._end(t, STOPPED, {}))
+        return out
+
+    # ------------------------------------------------------------------ checkpoints
+    _SAVED = ("slot", "x", "trials", "round", "next_id", "busy", "trace", "best", "pbt_rounds",
+              "pbt_x0")
+
+    def to_record(self) -> dict:
+        """The run state as one JSON-able document (the journal encoding)."""
+        return {"engine": encode({k: getattr(self, k) for k in self._SAVED}),
+                "scheduler": encode({k: v for k, v in vars(self.scheduler).items()}),
+                "proposer": self.proposer.to_record(),
+                "state": encode_state(self.state),
+                "parked": {str(t): {"static": encode(m.static), "state": encode_state(m.state)}
+                           for t, m in self.parked.items()},
+                "elapsed": time.time() - self.t_start}
+
+    def load(self, rec: dict) -> None:
+        for k, v in decode(rec["engine"]).items():
+            setattr(self, k, v)
+        self.trials = {int(t): info for t, info in self.trials.items()}
+        self.scheduler.__dict__.update(decode(rec["scheduler"]))
+        self.proposer.load(rec["proposer"])
+        self.state = self.pop.place(decode_state(rec["state"], self.state))
+        if rec["parked"]:
+            template = self.pop.take(self.state, [0])[0].state  # a member's structure
+            self.parked = {int(t): dataclasses.replace(
+                self.pop.take(self.state, [0])[0], static=decode(m["static"]),
+                state=jax.device_get(decode_state(m["state"], template)))
+                for t, m in rec["parked"].items()}
+        self.t_start = time.time() - rec["elapsed"]
+
+
+def _zeros(s):
+    if jax.dtypes.issubdtype(s.dtype, jax.dtypes.prng_key):
+        return jax.random.wrap_key_data(jnp.zeros(s.shape + (2,), jnp.uint32))
+    return jnp.zeros(s.shape, s.dtype)
