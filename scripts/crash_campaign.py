@@ -65,13 +65,20 @@ def run_kind(kind: str, journal: str, resume: bool = False):
     if kind == "minimize":
         space = Space({"x": Float(-5.0, 10.0), "y": Float(0.0, 15.0)})
         f = jaxhpo.functions.branin()
-        res = jaxhpo.minimize(lambda key, hp: f.fn(jnp.stack([hp["x"], hp["y"]])), space,
+        import jax
+
+        def objective(key, hp):
+            jax.debug.callback(lambda: _count_evaluation(1))
+            return f.fn(jnp.stack([hp["x"], hp["y"]]))
+
+        res = jaxhpo.minimize(objective, space,
                               J.cma_es(space, 8), num_generations=6, key=1, journal=journal,
                               resume=resume, progress=False)
     elif kind == "minimize_python":
         space = Space({"a": Float(0.0, 1.0), "b": Float(0.0, 1.0)})
 
         def obj(p):
+            _count_evaluation(1)
             v = (p["a"] - 0.3) ** 2 + (p["b"] - 0.6) ** 2
             if p["a"] > 0.9:  # some trials fail, some diverge: statuses must survive too
                 raise RuntimeError("boom")
@@ -84,6 +91,7 @@ def run_kind(kind: str, journal: str, resume: bool = False):
         space = Space({"a": Float(0.0, 1.0), "b": Float(0.0, 1.0)})
 
         def curve(params, trial):
+            _count_evaluation(1)
             f = (params["a"] - 0.3) ** 2 + (params["b"] - 0.6) ** 2
             if params["a"] > 0.93:
                 raise RuntimeError("boom")
@@ -112,6 +120,18 @@ def run_kind(kind: str, journal: str, resume: bool = False):
                           direction="maximize", key=3, journal=journal, resume=resume,
                           progress=False)
     return normalize(res.history)
+
+
+EVALS_FILE = os.environ.get("JAXHPO_EVALS")
+
+
+def _count_evaluation(n: int = 1) -> None:
+    """Append ``n`` evaluations to the side file (survives SIGKILL: one fsynced line each)."""
+    if EVALS_FILE:
+        with open(EVALS_FILE, "a") as f:
+            f.write(f"{n}\n")
+            f.flush()
+            os.fsync(f.fileno())
 
 
 def normalize(history) -> list[dict]:
@@ -187,7 +207,7 @@ def install_hooks(spec: str | None) -> None:
     ``spec`` = ``"phase:n"`` kills the process at the n-th call of that phase; ``None`` only
     counts calls (written to ``COUNTS``).
     """
-    from jaxhpo import _journal, _tune
+    from jaxhpo import _journal, _tune, _tune_slots
     from jaxhpo.schedulers import _policies
 
     phase, n = (spec.split(":")[0], int(spec.split(":")[1])) if spec else (None, 0)
@@ -218,18 +238,29 @@ def install_hooks(spec: str | None) -> None:
 
     _journal.Journal.write = patched_write
 
-    save = _tune._SlotRun._save
+    save = _tune.write_json_atomic
 
-    def patched_save(self, path):
+    def patched_save(path, doc):
         if hit("checkpoint"):
-            with open(path + ".tmp", "wb") as f:  # the new checkpoint, half written
-                f.write(b"\x80\x05partial checkpoint")
+            with open(path + ".tmp", "w") as f:  # the new checkpoint, half written
+                f.write(json.dumps(doc)[:100])
                 f.flush()
                 os.fsync(f.fileno())
             die()
-        save(self, path)
+        save(path, doc)
 
-    _tune._SlotRun._save = patched_save
+    _tune.write_json_atomic = patched_save
+
+    step = _tune_slots.SlotEngine.step
+
+    def counted_step(self):  # rounds trained: a resumed run re-trains what it replays
+        out = step(self)
+        if out is not None:
+            COUNTS["evaluations"] = COUNTS.get("evaluations", 0) + 1
+            _count_evaluation(1)
+        return out
+
+    _tune_slots.SlotEngine.step = counted_step
 
     for cls in (_policies.ASHA, _policies.HyperBand):
         def patched_report(self, *a, _orig=cls.report, **k):
@@ -237,6 +268,15 @@ def install_hooks(spec: str | None) -> None:
                 die()
             return _orig(self, *a, **k)
         cls.report = patched_report
+
+
+def evaluations(journal: str) -> int:
+    """Objective evaluations (tune populations: rounds trained) counted in the side file."""
+    path = journal + ".evals"
+    if not os.path.exists(path):
+        return 0
+    with open(path) as f:
+        return sum(int(line) for line in f if line.strip())
 
 
 def worker(args) -> None:
@@ -257,6 +297,7 @@ def spawn(kind, journal, out, resume, crash=None, delay=None, timeout=300):
     env = dict(os.environ, JAX_PLATFORMS="cpu", OPENBLAS_NUM_THREADS="1",
                PYTHONPATH=ROOT + os.pathsep + os.environ.get("PYTHONPATH", ""))
     env.pop("JAXHPO_CRASH", None)
+    env["JAXHPO_EVALS"] = journal + ".evals"
     if crash:
         env["JAXHPO_CRASH"] = crash
     cmd = [sys.executable, os.path.abspath(__file__), "--worker", kind, "--journal", journal,
@@ -283,13 +324,13 @@ def campaign(runs: int, seed: int, workdir: str) -> dict:
     refs = {}
     for kind in KINDS:  # uninterrupted references, counting the hook calls
         j = os.path.join(workdir, f"ref-{kind}.jsonl")
-        for p in (j, j + ".ckpt"):
+        for p in (j, j + ".ckpt", j + ".evals"):
             if os.path.exists(p):
                 os.remove(p)
         out = j + ".out.json"
         _, secs = spawn(kind, j, out, False)
         with open(out) as f:
-            refs[kind] = json.load(f) | {"wall": secs}
+            refs[kind] = json.load(f) | {"wall": secs, "evals": evaluations(j)}
         errs = compare(refs[kind]["trials"], refs[kind]["trials"], j)
         assert not errs, errs
         print(f"reference {kind}: {len(refs[kind]['trials'])} trials, {secs:.1f} s, "
@@ -298,7 +339,7 @@ def campaign(runs: int, seed: int, workdir: str) -> dict:
     for r in range(runs):
         kind = KINDS[r % len(KINDS)]
         j = os.path.join(workdir, f"run{r}-{kind}.jsonl")
-        for p in (j, j + ".ckpt", j + ".ckpt.tmp"):
+        for p in (j, j + ".ckpt", j + ".ckpt.tmp", j + ".evals"):
             if os.path.exists(p):
                 os.remove(p)
         out = j + ".out.json"
@@ -322,8 +363,15 @@ def campaign(runs: int, seed: int, workdir: str) -> dict:
         with open(out) as f:
             got = json.load(f)["trials"]
         errs = compare(refs[kind]["trials"], got, j)
+        recs = journal_trials(j)
+        numbers = [t["number"] for t in recs]
+        ref_numbers = {t["number"] for t in refs[kind]["trials"]}
         rows.append({"run": r, "kind": kind, "kills": kills, "phases": "; ".join(phases),
-                     "trials": len(got), "equal": not errs, "errors": errs[:3]})
+                     "trials": len(got), "equal": not errs, "errors": errs[:3],
+                     "lost": len(ref_numbers - set(numbers)),
+                     "duplicated": len(numbers) - len(set(numbers)),
+                     "mismatched": sum("differ" in e or "values" in e for e in errs),
+                     "re_evaluated": evaluations(j) - refs[kind]["evals"]})
         print(rows[-1], flush=True)
     return {"rows": rows, "references": {k: {"trials": len(v["trials"]), "counts": v["counts"],
                                              "seconds": v["wall"]} for k, v in refs.items()}}
@@ -347,7 +395,8 @@ def main():
     t0 = time.perf_counter()
     res = campaign(args.runs, args.seed, args.workdir)
     rows = res["rows"]
-    print_table(rows, ["run", "kind", "kills", "trials", "equal", "phases"],
+    print_table(rows, ["run", "kind", "kills", "trials", "equal", "lost", "duplicated",
+                       "mismatched", "re_evaluated", "phases"],
                 f"Crash campaign: {len(rows)} runs, {sum(r['kills'] for r in rows)} SIGKILLs")
     by_phase = {}
     for r in rows:
