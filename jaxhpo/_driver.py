@@ -82,18 +82,22 @@ def _check_generations(strategy: Strategy, num_generations) -> int:
 
 
 # ---------------------------------------------------------------------------- JAX objectives
-def _member_fn(objective, space):
-    """One member's metrics ``{name: f32[]}`` from ``objective(key, hparams)``."""
+def _member_fn(objective, space, static: dict | None = None):
+    """One member's metrics ``{name: f32[]}`` from ``objective(key, hparams)``; the static
+    hyperparameters in ``static`` reach it as plain Python values."""
     def one(key, x):
-        out = objective(key, space.decode(x))
+        hp = space.decode(x)
+        if static:
+            hp.update(static)
+        out = objective(key, hp)
         items = out.items() if isinstance(out, Mapping) else [("value", out)]
         metrics = {}
         for k, v in items:
             dtype = getattr(v, "dtype", None)
-            if isinstance(v, (str, bytes)) or v is None or (
-                    dtype is None and not isinstance(v, (int, float))) or isinstance(v, bool) \
-                    or (dtype is not None and (jnp.issubdtype(dtype, jnp.complexfloating)
-                                               or jnp.issubdtype(dtype, jnp.bool_))):
+            if isinstance(v, (str, bytes, bool)) or v is None or (
+                    dtype is None and not isinstance(v, (int, float))) or (
+                    dtype is not None and (jnp.issubdtype(dtype, jnp.complexfloating)
+                                           or jnp.issubdtype(dtype, jnp.bool_))):
                 what = "its return value" if not isinstance(out, Mapping) else f"metric {k!r}"
                 raise TypeError(
                     f"a JAX-native objective must return a real scalar (or a dict of real "
@@ -103,19 +107,77 @@ def _member_fn(objective, space):
     return one
 
 
-def _jax_evaluator(objective, space, pop, tg: _run.Targets):
-    """``(evaluate(keys, x) -> {name: f32[P]}, targets)``: the objective vmapped and jitted,
-    its outputs checked once by abstract evaluation."""
-    one = _member_fn(objective, space)
-    keys = jax.random.split(jax.random.key(0), pop)
-    shapes = jax.eval_shape(jax.vmap(one), keys, jnp.zeros((pop, space.dim), jnp.float32))
-    for k, s in shapes.items():
-        if s.shape != (pop,):
-            raise ValueError(
-                f"a JAX-native objective must return a scalar (or a dict of scalars) per "
-                f"member; metric {k!r} has per-member shape {s.shape[1:]}")
-    tg = tg.resolve(list(shapes), scalar=list(shapes) == ["value"])
-    return jax.jit(jax.vmap(one)), one, tg
+class _JaxEvaluator:
+    """A JAX-native objective vmapped over the population: one jitted program, or one per group
+    of equal static hyperparameters (:mod:`jaxhpo._groups`, compiled programs cached by static
+    values and bucketed group size). Tracer errors are explained in terms of
+    hyperparameters."""
+
+    def __init__(self, objective, space, pop, tg: _run.Targets):
+        from jaxhpo._groups import CompileCache
+
+        self.objective, self.space, self.pop = objective, space, pop
+        self.cache = CompileCache()
+        x0 = np.zeros((1, space.dim), np.float32)
+        static = space.static_params(x0[0]) if space.static_names else {}
+        shapes = self._traced(lambda: jax.eval_shape(
+            jax.vmap(_member_fn(objective, space, static)),
+            jax.random.split(jax.random.key(0), pop), jnp.zeros((pop, space.dim))), static)
+        for k, s in shapes.items():
+            if s.shape != (pop,):
+                raise ValueError(
+                    f"a JAX-native objective must return a scalar (or a dict of scalars) per "
+                    f"member; metric {k!r} has per-member shape {s.shape[1:]}")
+        self.targets = tg.resolve(list(shapes), scalar=list(shapes) == ["value"])
+
+    def _traced(self, fn, static):
+        """``fn()``, with a tracer error re-raised as a TypeError naming the hyperparameter."""
+        from jaxhpo._groups import explain_tracer_error, is_tracer_error
+
+        try:
+            return fn()
+        except Exception as e:
+            if not is_tracer_error(e):
+                raise
+            from jaxhpo._groups import _python_value
+
+            x0 = jnp.zeros((self.space.dim,), jnp.float32)
+            row = self.space.decode(x0)
+
+            def probe(names):
+                concrete = dict(static)
+                for n in names:
+                    concrete[n] = _python_value(self.space, n, np.asarray(row[n]).item())
+                try:
+                    jax.eval_shape(_member_fn(self.objective, self.space, concrete),
+                                   jax.random.key(0), x0)
+                    return True
+                except Exception:
+                    return False
+
+            raise explain_tracer_error(e, self.space, list(self.space.names), probe,
+                                       where="the objective") from e
+
+    def __call__(self, keys, x) -> dict[str, np.ndarray]:
+        """``{name: f[P]}`` for keys ``key[P]`` and cube points ``x: f32[P, d]``."""
+        from jaxhpo._groups import group_rows
+
+        if not self.space.static_names:
+            fn = self.cache(("all", self.pop), lambda: jax.vmap(
+                _member_fn(self.objective, self.space)))
+            keys, xs = population_sharded(keys, x)
+            return jax.device_get(self._traced(lambda: fn(keys, xs), {}))
+        x_np = np.asarray(x)
+        out = {}
+        for g in group_rows(self.space, x_np):
+            fn = self.cache((g.static, g.bucket), lambda: jax.vmap(
+                _member_fn(self.objective, self.space, g.params)))
+            idx = g.padded
+            res = jax.device_get(self._traced(lambda: fn(keys[idx], x[idx]), g.params))
+            for k, v in res.items():
+                out.setdefault(k, np.full(len(x_np), np.nan, np.float32))[g.rows] = \
+                    np.asarray(v)[:len(g.rows)]
+        return out
 
 
 def population_sharded(*arrays):
@@ -264,7 +326,8 @@ def minimize(objective: Callable, space: Space, strategy: Strategy, *,
     ask, tell = jax.jit(strategy.ask), jax.jit(strategy.tell)
     evaluate = None
     if kind == "jax":
-        evaluate, _, tg = _jax_evaluator(objective, space, pop, tg)
+        evaluate = _JaxEvaluator(objective, space, pop, tg)
+        tg = evaluate.targets
     head = _run.header("minimize", space, strategy, kind, metric, tg, key)
     jr, contents = _run.open_journal(journal, check_bool(resume, "resume"), head)
     res = _Resumed({})
@@ -309,8 +372,7 @@ def minimize(objective: Callable, space: Space, strategy: Strategy, *,
                     trials, fresh = have, []
                 else:
                     t0 = time.perf_counter()
-                    keys, xs = population_sharded(jax.random.split(k_eval, pop), x)
-                    metrics = jax.device_get(evaluate(keys, xs))
+                    metrics = evaluate(jax.random.split(k_eval, pop), x)
                     new = batch_trials(space, g, x_np, metrics, tg.names,
                                        time.perf_counter() - t0)
                     trials = [t if t is not None else n for t, n in zip(have, new)]
@@ -410,11 +472,15 @@ def minimize_scan(objective: Callable, space: Space, strategy: Strategy, *,
     if kind != "jax":
         raise TypeError("minimize_scan needs a JAX-native objective fn(key, hparams); use "
                         "minimize for Python callables fn(params)")
+    if space.static_names:
+        raise ValueError(f"minimize_scan runs one traced program, but {list(space.static_names)} "
+                         "are static hyperparameters (one program per value); use minimize")
     tg = _run.targets(metric, direction)
     _run.check_objectives(strategy, tg)
     key = as_key(key)
     pop = strategy.population_size
-    _, one, tg = _jax_evaluator(objective, space, pop, tg)
+    tg = _JaxEvaluator(objective, space, pop, tg).targets
+    one = _member_fn(objective, space)
     sign = jnp.asarray(tg.sign)
     k_init, k_run = _run.run_keys(key)
 

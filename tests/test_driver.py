@@ -203,3 +203,42 @@ def test_progress_bar_is_quiet_when_not_a_tty(capsys):
     jaxhpo.minimize(jax_quad, space, random_search(space, 8), num_generations=2, progress=True)
     out = capsys.readouterr()
     assert out.out == "" and out.err == ""
+
+
+def test_static_hyperparameters_reach_a_jax_objective_as_python_values():
+    """A width used as a shape and an activation picked by name: one compiled program per
+    (static values, bucket), values equal to the closed form, a traced shape explained."""
+    from jaxhpo import _driver
+
+    space = Space({"lr": Float(1e-3, 1.0, log=True), "width": Int(2, 5, static=True),
+                   "act": Categorical(["relu", "tanh"], static=True)})
+
+    def obj(key, hp):
+        return jnp.sum(getattr(jax.nn, hp["act"])(jnp.ones((hp["width"],)) * hp["lr"])) \
+            + hp["width"]
+
+    seen = []
+    real = _driver._JaxEvaluator.__call__
+
+    def spy(self, keys, x):
+        seen.append(self)
+        return real(self, keys, x)
+
+    _driver._JaxEvaluator.__call__ = spy
+    try:
+        res = jaxhpo.minimize(obj, space, random_search(space, 16), num_generations=3,
+                              progress=False)
+    finally:
+        _driver._JaxEvaluator.__call__ = real
+    for t in res.history:
+        p = t.params
+        z = np.ones(p["width"]) * p["lr"]
+        want = np.sum(np.tanh(z) if p["act"] == "tanh" else np.maximum(z, 0)) + p["width"]
+        assert t.value == pytest.approx(want, rel=1e-5)
+    cache = seen[0].cache
+    assert set(cache.traces.values()) == {1}, "each (static values, bucket) compiled once"
+    assert len(cache) <= 4 * 2 * 5  # 8 static value pairs x buckets 1..16
+    space2 = Space({"lr": Float(1e-3, 1.0), "width": Int(2, 5)})
+    with pytest.raises(TypeError, match=r"'width'.*\n.*Int\(2, 5, static=True\)"):
+        jaxhpo.minimize(lambda key, hp: jnp.sum(jnp.ones((hp["width"],))) * hp["lr"], space2,
+                        random_search(space2, 4), num_generations=1, progress=False)
