@@ -332,6 +332,21 @@ def open_journal(journal, resume: bool, head: dict) -> tuple[Journal | None,
 
 
 # ---------------------------------------------------------------------------- progress
+def logger():
+    """The ``jaxhpo`` logger. As Optuna does, it writes INFO lines to stderr by default (when
+    neither it nor the root logger has a handler); configure ``logging`` to change that."""
+    import logging
+
+    log = logging.getLogger("jaxhpo")
+    if not log.handlers and not logging.getLogger().handlers:
+        handler = logging.StreamHandler()
+        handler.setFormatter(logging.Formatter("[jaxhpo %(asctime)s] %(message)s", "%H:%M:%S"))
+        log.addHandler(handler)
+        log.setLevel(logging.INFO)
+        log.propagate = False
+    return log
+
+
 class Progress:
     """Per-generation progress: a rich bar on a terminal, log lines otherwise.
 
@@ -354,9 +369,7 @@ class Progress:
             self.task = self.bar.add_task(unit, total=total, completed=start, best="-")
             self.bar.start()
         elif mode in (True, "auto", "log"):
-            import logging
-
-            self.log = logging.getLogger("jaxhpo")
+            self.log = logger()
 
     def update(self, history: History, advance: int = 1, failed: int = 0):
         self.done += advance

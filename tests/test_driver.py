@@ -242,3 +242,13 @@ def test_static_hyperparameters_reach_a_jax_objective_as_python_values():
     with pytest.raises(TypeError, match=r"'width'.*\n.*Int\(2, 5, static=True\)"):
         jaxhpo.minimize(lambda key, hp: jnp.sum(jnp.ones((hp["width"],))) * hp["lr"], space2,
                         random_search(space2, 4), num_generations=1, progress=False)
+
+
+def test_progress_log_writes_one_line_per_generation(caplog):
+    space = Space({"x": Float(0.0, 1.0)})
+    with caplog.at_level("INFO", logger="jaxhpo"):
+        res = jaxhpo.minimize(lambda p: p["x"], space, random_search(space, 4),
+                              num_generations=3, progress="log")
+    lines = [r.getMessage() for r in caplog.records if r.name == "jaxhpo"]
+    assert [ln.split(":")[0] for ln in lines] == [f"generation {g}/3" for g in (1, 2, 3)]
+    assert f"best {res.best_value:.6g}, 12 trials (0 failed)" in lines[-1]
