@@ -27,6 +27,46 @@ class Dataset(NamedTuple):
     num_classes: int
     name: str = "dataset"
 
+    @classmethod
+    def from_arrays(cls, x_train, y_train, x_val, y_val, x_test=None, y_test=None, *,
+                    num_classes: int | None = None, name: str = "arrays") -> "Dataset":
+        """A dataset from your own arrays (numpy, JAX or lists); the test split is optional.
+
+        Inputs become ``float32``. Integer targets are class labels (``num_classes`` defaults to
+        ``max label + 1``); float targets are regression (``num_classes=0``). Without a test
+        split, ``x_test`` / ``y_test`` are empty and evaluating ``"test"`` raises.
+
+        Example:
+          >>> from sklearn.datasets import load_digits
+          >>> x, y = load_digits(return_X_y=True)
+          >>> data = Dataset.from_arrays(x[:1400] / 16, y[:1400], x[1400:] / 16, y[1400:])
+        """
+        arrays = {"x_train": x_train, "y_train": y_train, "x_val": x_val, "y_val": y_val}
+        if (x_test is None) != (y_test is None):
+            raise ValueError("give both x_test and y_test, or neither")
+        arrays = {k: np.asarray(v) for k, v in arrays.items()}
+        for part in ("train", "val"):
+            x, y = arrays[f"x_{part}"], arrays[f"y_{part}"]
+            if x.ndim < 1 or y.ndim < 1 or len(x) != len(y) or len(x) == 0:
+                raise ValueError(f"x_{part} and y_{part} must be non-empty with the same "
+                                 f"number of rows, got shapes {x.shape} and {y.shape}")
+        xs, ys = arrays["x_train"], arrays["y_train"]
+        if x_test is None:
+            x_test = np.zeros((0,) + xs.shape[1:], np.float32)
+            y_test = np.zeros((0,) + ys.shape[1:], ys.dtype)
+        x_test, y_test = np.asarray(x_test), np.asarray(y_test)
+        if len(x_test) != len(y_test):
+            raise ValueError(f"x_test and y_test must have the same number of rows, got "
+                             f"{x_test.shape} and {y_test.shape}")
+        labels = np.issubdtype(ys.dtype, np.integer)
+        if num_classes is None:
+            num_classes = int(max(ys.max(), arrays["y_val"].max(),
+                                  y_test.max() if len(y_test) else 0)) + 1 if labels else 0
+        cast = (lambda a: a.astype(np.int32)) if num_classes else (lambda a: a.astype(np.float32))
+        f32 = lambda a: a.astype(np.float32)
+        return cls(f32(xs), cast(ys), f32(arrays["x_val"]), cast(arrays["y_val"]), f32(x_test),
+                   cast(y_test), int(num_classes), name)
+
     @property
     def input_shape(self) -> tuple[int, ...]:
         return tuple(self.x_train.shape[1:])

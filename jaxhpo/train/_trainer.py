@@ -89,8 +89,15 @@ class Trainer:
                  total_steps: int = 0, eval_batch_size: int | None = None):
         if not isinstance(model, Model):
             raise TypeError(f"model must be a jaxhpo.train.Model, got {type(model).__name__}")
+        if isinstance(data, (tuple, list)) and not isinstance(data, Dataset) \
+                and len(data) in (4, 6):
+            data = Dataset.from_arrays(*data)
         if not isinstance(data, Dataset):
-            raise TypeError(f"data must be a jaxhpo.train.Dataset, got {type(data).__name__}")
+            raise TypeError(f"data must be a jaxhpo.train.Dataset or a tuple of arrays "
+                            f"(x_train, y_train, x_val, y_val[, x_test, y_test]), got "
+                            f"{type(data).__name__}; build one with jaxhpo.train.Dataset."
+                            f"from_arrays(x_train, y_train, x_val, y_val, x_test=None, "
+                            f"y_test=None)")
         if space is not None and not isinstance(space, Space):
             raise TypeError(f"space must be a jaxhpo.Space or None, got {type(space).__name__}")
         if isinstance(max_batch_size, bool) or not isinstance(max_batch_size, int) \
@@ -217,8 +224,10 @@ class Trainer:
             c = self._canonical(name)
             if c not in out:
                 continue
+            if name in self._tables and not hasattr(v, "dtype"):
+                v = self._tables[name][self.space[name].index(v)]  # a static choice
             v = jnp.asarray(v)
-            if name in self._tables:
+            if name in self._tables and jnp.issubdtype(v.dtype, jnp.integer):
                 v = jnp.asarray(self._tables[name])[v]
             out[c] = v.astype(jnp.float32)
         for c in ("optimizer", "schedule", "activation", "width", "depth", "batch_size",
@@ -382,6 +391,23 @@ class Trainer:
         return self._device_data
 
     # ------------------------------------------------------------------ driver integration
+    def program(self):
+        """This trainer as a :class:`~jaxhpo.train.TrainingProgram` (``init``, ``step``,
+        ``evaluate`` on the validation split, a ``lax.scan`` ``train`` and a ``"test"`` /
+        ``"train"`` split), the protocol every engine accepts. ``Population(trainer)`` runs the
+        same functions with the dataset passed as arguments instead of closed over."""
+        from jaxhpo.train._program import TrainingProgram
+
+        splits = {"train": lambda s, hp: self.evaluate(s, hp, "train")}
+        if len(self.data.x_test):
+            splits["test"] = lambda s, hp: self.evaluate(s, hp, "test")
+        return TrainingProgram(
+            init=self.init,
+            step=lambda s, key, hp: (lambda o: (o[0], {"loss": o[1]}))(self.step(s, hp)),
+            evaluate=lambda s, hp: self.evaluate(s, hp, "val"),
+            train=lambda s, hp, steps: self.train(s, hp, steps)[0],
+            splits=splits, name=f"Trainer({self.model.name})")
+
     def objective(self, steps: int, *, splits=("val", "test")):
         """A JAX-native objective ``fn(key, hp) -> metrics`` for :func:`jaxhpo.minimize`.
 
@@ -391,6 +417,8 @@ class Trainer:
         Optimize a validation metric; the test metrics are for reporting.
         """
         arrays = self.device_data()
+        if not len(self.data.x_test):
+            splits = tuple(s for s in splits if s != "test")
 
         def fn(key, hp):
             state, _ = self.train(self.init(key, hp), hp, steps, arrays[:4])
