@@ -36,6 +36,11 @@ import math
 import os
 import warnings
 from dataclasses import dataclass, field
+
+try:
+    import fcntl
+except ImportError:  # pragma: no cover - Windows: no advisory locks
+    fcntl = None
 from typing import Any
 
 import jax
@@ -301,6 +306,10 @@ def trials_by_number(contents: JournalContents) -> dict:
 
 
 # ---------------------------------------------------------------------------- writing
+class JournalInUse(RuntimeError):
+    """Another running process holds the journal (see :meth:`Journal.open`)."""
+
+
 class Journal:
     """An append-only JSON Lines file written with flush + fsync after every append."""
 
@@ -312,16 +321,32 @@ class Journal:
         return os.path.exists(self.path) and os.path.getsize(self.path) > 0
 
     def open(self) -> None:
-        """Open for appending now, so an unwritable path fails before any evaluation."""
+        """Open for appending and lock the file for this process.
+
+        Opening early makes an unwritable path fail before any evaluation. The lock (an
+        exclusive ``flock``, released when the journal is closed or the process dies, even by
+        SIGKILL) makes a second process pointed at a running journal stop at once with
+        :class:`JournalInUse` instead of evaluating the same trials again.
+        """
         if self._f is not None:
             return
         d = os.path.dirname(os.path.abspath(self.path))
         try:
             os.makedirs(d, exist_ok=True)
-            self._f = open(self.path, "a", encoding="utf-8")
+            f = open(self.path, "a", encoding="utf-8")
         except OSError as e:
             raise ValueError(f"journal {self.path!r} cannot be written ({e.strerror}); choose a "
                              "writable path") from None
+        if fcntl is not None:
+            try:
+                fcntl.flock(f.fileno(), fcntl.LOCK_EX | fcntl.LOCK_NB)
+            except OSError:
+                f.close()
+                raise JournalInUse(
+                    f"journal {self.path!r} is in use by another running process (jaxhpo locks "
+                    "a journal while a run writes it); wait for that run to end, or give this "
+                    "one its own journal") from None
+        self._f = f
 
     def drop_torn_tail(self, offset: int) -> None:
         """Cut a torn last line (a crash mid-append) so the next append starts a new line."""

@@ -306,10 +306,21 @@ def open_journal(journal, resume: bool, head: dict) -> tuple[Journal | None,
             raise ValueError("resume=True needs journal=path of the run to resume")
         return None, None
     jr = Journal(path)
-    if jr.exists() and not resume:
+    existed = jr.exists()
+    if existed and not resume:
         raise ValueError(f"journal {path!r} already holds a run; pass resume=True to continue "
                          f"it or choose a new path")
-    if not jr.exists():
+    jr.open()  # locked from here on: a second process on this journal stops now
+    try:
+        return _check_resumed(jr, head, existed)
+    except BaseException:
+        jr.close()
+        raise
+
+
+def _check_resumed(jr: Journal, head: dict, existed: bool):
+    path = jr.path
+    if not existed:
         jr.write(head)
         return jr, None
     contents = read_journal(path)
@@ -327,7 +338,6 @@ def open_journal(journal, resume: bool, head: dict) -> tuple[Journal | None,
                 f"({v!r}); resume with the original settings or use a new journal")
     if contents.torn_at is not None:
         jr.drop_torn_tail(contents.torn_at)
-    jr.open()
     return jr, contents
 
 

@@ -268,3 +268,50 @@ def test_a_jax_generation_journaled_before_its_state_is_not_evaluated_again(tmp_
     jax.effects_barrier()
     assert count == []
     _same_trials(again, full)
+
+
+CONCURRENT = textwrap.dedent("""
+    import os, sys, time
+    import jaxhpo
+    from jaxhpo import Float, Space
+    from jaxhpo.strategies import random_search
+
+    space = Space({"x": Float(0.0, 1.0)})
+
+    def f(p):
+        with open(sys.argv[2], "a") as log:
+            log.write("eval\\n")
+        time.sleep(0.25)
+        return p["x"]
+
+    try:
+        jaxhpo.minimize(f, space, random_search(space, 4), num_generations=int(sys.argv[3]),
+                        key=0, journal=sys.argv[1], resume=True, progress=False)
+        print("finished")
+    except Exception as e:
+        print(type(e).__name__, e)
+""")
+
+
+def test_a_second_process_on_a_running_journal_stops_at_once(tmp_path):
+    """Two real processes, one journal: the second stops with JournalInUse before evaluating
+    anything; resumed after the first ends, it evaluates only what the first did not."""
+    path, evals = str(tmp_path / "j.jsonl"), str(tmp_path / "evals.txt")
+    env = dict(os.environ, JAX_PLATFORMS="cpu", PYTHONPATH=ROOT)
+    first = subprocess.Popen([sys.executable, "-c", CONCURRENT, path, evals, "6"], env=env,
+                             stdout=subprocess.PIPE, text=True)
+    deadline = time.time() + 120
+    while not os.path.exists(evals) and time.time() < deadline:  # the first is evaluating
+        time.sleep(0.01)
+    second = subprocess.run([sys.executable, "-c", CONCURRENT, path, evals + ".2", "6"],
+                            env=env, capture_output=True, text=True, timeout=120)
+    assert "JournalInUse" in second.stdout and "in use by another running process" in \
+        second.stdout, second.stdout + second.stderr
+    assert not os.path.exists(evals + ".2"), "the second process evaluated nothing"
+    open(path + ".go", "w").close()
+    assert first.wait(timeout=120) == 0 and "finished" in first.stdout.read()
+    third = subprocess.run([sys.executable, "-c", CONCURRENT, path, evals + ".3", "7"],
+                           env=env, capture_output=True, text=True, timeout=120)
+    assert "finished" in third.stdout
+    assert open(evals + ".3").read().count("eval") == 4  # only generation 6
+    assert _trial_lines(path) == 28
