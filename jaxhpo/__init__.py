@@ -23,13 +23,16 @@ from jaxhpo import strategies
 from jaxhpo._driver import Result, TooManyFailures, minimize, minimize_scan
 from jaxhpo._history import History, Trial, pareto_mask
 from jaxhpo._pareto import hypervolume, pareto_front
+from jaxhpo._journal import JournalInUse
+from jaxhpo._run import RunEvent, StopRun
 from jaxhpo._space import Categorical, Float, Int, Space
 from jaxhpo._strategy import Strategy, sanitize_fitness
 
 __version__ = "0.1.0"
 
 __all__ = [
-    "Categorical", "Float", "History", "Int", "Result", "Space", "Strategy", "TooManyFailures",
+    "Categorical", "Float", "History", "Int", "JournalInUse", "Result", "RunEvent", "Space",
+    "StopRun", "Strategy", "TooManyFailures",
     "StopTrial", "Trial", "TrialHandle", "TuneResult", "hypervolume", "minimize", "minimize_scan",
     "pareto_front", "pareto_mask", "sanitize_fitness", "strategies", "tune",
 ]

@@ -25,7 +25,8 @@ from jaxhpo._history import FAILED, OK, History, Trial
 from jaxhpo._journal import decode_state, encode_state
 from jaxhpo._space import Space
 from jaxhpo._strategy import Strategy
-from jaxhpo._validate import as_key, check_bool, check_int, check_optional_int
+from jaxhpo._validate import (as_key, check_bool, check_int, check_optional_int,
+                              check_optional_real)
 
 # Kept importable from here for code written against earlier releases.
 objective_kind = _run.objective_kind
@@ -45,12 +46,15 @@ class Result:
       space: the search space.
       arrays: for :func:`minimize_scan`, the raw arrays ``{"x": f32[G, P, d], "<metric>":
         f32[G, P], ...}``; ``None`` for :func:`minimize`.
+      stopped_by: ``None`` when every generation ran, else ``"callback"`` (a callback raised
+        :class:`jaxhpo.StopRun`) or ``"time_budget"``; the journal can be resumed either way.
     """
 
     history: History
     state: Any
     space: Space
     arrays: dict[str, np.ndarray] | None = field(default=None, repr=False)
+    stopped_by: str | None = None
 
     @property
     def best_trial(self) -> Trial:
@@ -251,7 +255,8 @@ def minimize(objective: Callable, space: Space, strategy: Strategy, *,
              objective_type: str = "auto", journal: str | os.PathLike | None = None,
              resume: bool = False, progress: bool | str = True,
              max_failures: int | None = None,
-             executor: cf.Executor | None = None) -> Result:
+             executor: cf.Executor | None = None, callbacks=None,
+             time_budget: float | None = None) -> Result:
     """Optimize ``objective`` over ``space`` with ``strategy``, one population per generation.
 
     Args:
@@ -281,6 +286,10 @@ def minimize(objective: Callable, space: Space, strategy: Strategy, *,
         ``get_executor()``...) that evaluates a Python objective's generation in parallel;
         results are journaled as they arrive. A process or cluster executor needs a picklable
         objective (a module-level function).
+      callbacks: callables ``cb(event)`` run after every generation with a
+        :class:`jaxhpo.RunEvent` (the generation's trials and the history so far); a callback
+        that raises :class:`jaxhpo.StopRun` ends the run cleanly after that generation.
+      time_budget: seconds after which no new generation starts (at least one runs).
 
     Returns:
       A :class:`Result` with ``best_params``, ``best_value``, ``best_trials`` and ``history``.
@@ -317,8 +326,9 @@ def minimize(objective: Callable, space: Space, strategy: Strategy, *,
     tg = _run.targets(metric, direction)
     _run.check_objectives(strategy, tg)
     key = as_key(key)
-    if progress not in (True, False, "auto", "bar", "log"):
-        raise ValueError(f"progress must be True, False, 'bar' or 'log', got {progress!r}")
+    callbacks = _run.check_callbacks(callbacks)
+    time_budget = check_optional_real(time_budget, "time_budget", 0.0, low_open=True)
+    _run.check_progress(progress)
 
     pop = strategy.population_size
     k_init, k_run = _run.run_keys(key)
@@ -351,9 +361,13 @@ def minimize(objective: Callable, space: Space, strategy: Strategy, *,
         if t.generation < res.start:
             history.append(t)
     failures = [sum(t.status == FAILED for t in history)]
-    bar = _run.Progress(progress, num_generations, res.start)
+    bar = _run.Monitor(progress, num_generations, res.start, callbacks=callbacks)
+    stopped_by = None
     try:
         for g in range(res.start, num_generations):
+            if time_budget is not None and g > res.start and bar.elapsed() > time_budget:
+                stopped_by = "time_budget"
+                break
             k_ask, k_eval = _run.ask_keys(k_run, g)
             x, state = ask(k_ask, state)
             x_np = np.asarray(x)
@@ -394,14 +408,16 @@ def minimize(objective: Callable, space: Space, strategy: Strategy, *,
                 jr.write(*[t.to_record() | {"type": "trial"} for t in
                            (fresh if kind == "jax" else [])],
                          {"type": "state", "generation": g, "leaves": encode_state(state)})
-            bar.update(history, failed=failures[0])
+            if bar.update(history, trials, failed=failures[0]):
+                stopped_by = "callback"
+                break
     finally:
         bar.close()
         if jr is not None:
             jr.close()
     if not history.objectives:
         history.objectives = list(tg.names) if tg.names else ["value"]
-    return Result(history=history, state=state, space=space)
+    return Result(history=history, state=state, space=space, stopped_by=stopped_by)
 
 
 def _python_generation(objective, space, g, x_np, have, tg, jr, executor, failures,

@@ -357,19 +357,61 @@ def logger():
     return log
 
 
-class Progress:
-    """Per-generation progress: a rich bar on a terminal, log lines otherwise.
+class StopRun(Exception):
+    """Raise from a callback to end the run cleanly after the current generation, round or
+    trial: everything done is journaled and ``resume=True`` continues from there."""
 
-    ``mode``: ``True``/``"auto"`` (a bar on a TTY outside CI, else one ``logging`` line per
-    generation or round on the ``jaxhpo`` logger), ``"bar"``, ``"log"`` or ``False`` (nothing).
+
+@dataclass(frozen=True)
+class RunEvent:
+    """What a callback receives after each generation (``minimize``), round (``tune`` on a
+    population) or trial (``tune`` on a Python objective).
+
+    Attributes:
+      driver: ``"minimize"`` or ``"tune"``.
+      step: the generation, round or trial index just completed (from 0).
+      trials: the trials completed in it.
+      history: every trial of the run so far.
+      elapsed: seconds since the run (this call) started.
     """
 
-    def __init__(self, mode, total: int, start: int, unit: str = "generation"):
-        if mode not in (True, False, "auto", "bar", "log"):
-            raise ValueError(f"progress must be True, False, 'auto', 'bar' or 'log', got "
-                             f"{mode!r}")
+    driver: str
+    step: int
+    trials: tuple
+    history: History
+    elapsed: float
+
+
+def check_callbacks(callbacks) -> tuple:
+    """``None`` or a sequence of callables ``cb(event: RunEvent)``."""
+    if callbacks is None:
+        return ()
+    if callable(callbacks):
+        callbacks = [callbacks]
+    if isinstance(callbacks, (str, bytes)) or not isinstance(callbacks, Sequence) or not all(
+            callable(c) for c in callbacks):
+        raise TypeError(f"callbacks must be a list of callables cb(event), got {callbacks!r}")
+    return tuple(callbacks)
+
+
+def check_progress(mode) -> None:
+    if not isinstance(mode, (bool, str)) or mode not in (True, False, "auto", "bar", "log"):
+        raise ValueError(f"progress must be True, False, 'auto', 'bar' or 'log', got {mode!r}")
+
+
+class Monitor:
+    """Progress display and callbacks, called once per generation, round or trial.
+
+    ``progress``: ``True``/``"auto"`` (a rich bar on a TTY outside CI, else one ``logging`` line
+    per update on the ``jaxhpo`` logger), ``"bar"``, ``"log"`` or ``False`` (nothing).
+    """
+
+    def __init__(self, mode, total: int, start: int, unit: str = "generation",
+                 callbacks=(), driver: str = "minimize"):
+        check_progress(mode)
         self.bar, self.log, self.unit, self.total = None, None, unit, total
-        self.t0, self.done = time.perf_counter(), start
+        self.callbacks, self.driver = tuple(callbacks), driver
+        self.t0, self.done, self.stopped = time.perf_counter(), start, False
         tty = sys.stderr.isatty() and not os.environ.get("CI")
         if mode == "bar" or (mode in (True, "auto") and tty):
             from rich.progress import (BarColumn, MofNCompleteColumn, Progress as Bar,
@@ -381,19 +423,31 @@ class Progress:
         elif mode in (True, "auto", "log"):
             self.log = logger()
 
-    def update(self, history: History, advance: int = 1, failed: int = 0):
+    def elapsed(self) -> float:
+        return time.perf_counter() - self.t0
+
+    def update(self, history: History, new=(), advance: int = 1, failed: int = 0) -> bool:
+        """Show progress, run the callbacks; ``True`` once a callback asked to stop."""
         self.done += advance
-        if self.bar is None and self.log is None:
-            return
-        best = "-"
-        if len(history.objectives) == 1 and history.completed():
-            best = f"{history.best_trial().value:.6g}"
-        if self.bar is not None:
-            self.bar.update(self.task, advance=advance, best=best)
-        else:
-            rate = len(history) / max(time.perf_counter() - self.t0, 1e-9)
-            self.log.info("%s %d/%d: best %s, %d trials (%d failed), %.3g trials/s", self.unit,
-                          self.done, self.total, best, len(history), failed, rate)
+        if self.bar is not None or self.log is not None:
+            best = "-"
+            if len(history.objectives) == 1 and history.completed():
+                best = f"{history.best_trial().value:.6g}"
+            if self.bar is not None:
+                self.bar.update(self.task, advance=advance, best=best)
+            else:
+                rate = len(history) / max(self.elapsed(), 1e-9)
+                self.log.info("%s %d/%d: best %s, %d trials (%d failed), %.3g trials/s",
+                              self.unit, self.done, self.total, best, len(history), failed,
+                              rate)
+        if self.callbacks:
+            event = RunEvent(self.driver, self.done - 1, tuple(new), history, self.elapsed())
+            for cb in self.callbacks:
+                try:
+                    cb(event)
+                except StopRun:
+                    self.stopped = True
+        return self.stopped
 
     def close(self):
         if self.bar is not None:

@@ -50,6 +50,7 @@ class TuneResult:
       curves: ``{trial number: [value per report]}`` in the user's direction (populations: one
         value every ``eval_every`` steps; Python: ``[step, value]`` pairs as reported).
       schedules: PBT only: ``{slot: lineage}`` from :func:`jaxhpo.schedulers.pbt_schedules`.
+      stopped_by: ``None``, ``"callback"`` or ``"time_budget"`` (see :func:`tune`).
     """
 
     history: History
@@ -60,6 +61,7 @@ class TuneResult:
     trace: list = field(default_factory=list)
     curves: dict = field(default_factory=dict, repr=False)
     schedules: dict | None = field(default=None, repr=False)
+    stopped_by: str | None = None
 
     @property
     def best_trial(self) -> Trial:
@@ -106,7 +108,8 @@ def tune(objective, space: Space, strategy: Strategy, scheduler, *, max_trials: 
          metric: str | None = None, direction: str = "minimize", key=0,
          journal: str | os.PathLike | None = None, resume: bool = False,
          checkpoint_every: int = 1, workers: int = 1, progress: bool | str = True,
-         test_split: bool = True, time_budget: float | None = None) -> TuneResult:
+         test_split: bool = True, time_budget: float | None = None,
+         callbacks=None) -> TuneResult:
     """Tune with early stopping / multi-fidelity scheduling; freed slots are refilled.
 
     Args:
@@ -134,6 +137,9 @@ def tune(objective, space: Space, strategy: Strategy, scheduler, *, max_trials: 
       time_budget: seconds after which no new round (populations; at least one runs) or trial
         (Python) starts; unfinished trials are recorded as stopped (``None``: run until
         ``max_trials`` have ended).
+      callbacks: callables ``cb(event)`` run after every round (populations) or trial (Python)
+        with a :class:`jaxhpo.RunEvent`; a callback that raises :class:`jaxhpo.StopRun` ends the
+        run cleanly: running trials are recorded as stopped, the journal stays resumable.
 
     Returns:
       a :class:`TuneResult`.
@@ -166,8 +172,8 @@ def tune(objective, space: Space, strategy: Strategy, scheduler, *, max_trials: 
     checkpoint_every = check_int(checkpoint_every, "checkpoint_every", 1)
     check_bool(test_split, "test_split")
     time_budget = check_optional_real(time_budget, "time_budget", 0.0, low_open=True)
-    if progress not in (True, False, "auto", "bar", "log"):
-        raise ValueError(f"progress must be True, False, 'bar' or 'log', got {progress!r}")
+    _run.check_progress(progress)
+    callbacks = _run.check_callbacks(callbacks)
     settings = {k: v for k, v in vars(scheduler).items() if not k.startswith("_")}
     scheduler = copy.deepcopy(scheduler)
     pop = _population(objective, population_size)
@@ -182,7 +188,8 @@ def tune(objective, space: Space, strategy: Strategy, scheduler, *, max_trials: 
         try:
             return _run_population(pop, space, strategy, scheduler, max_trials, eval_every,
                                    (tg.names or ("loss",))[0], sign, tg, key, test_split,
-                                   head, jr, contents, checkpoint_every, progress, time_budget)
+                                   head, jr, contents, checkpoint_every, progress, time_budget,
+                                   callbacks)
         finally:
             if jr is not None:
                 jr.close()
@@ -205,19 +212,20 @@ def tune(objective, space: Space, strategy: Strategy, scheduler, *, max_trials: 
                        max_trials=max_trials, slots=workers, eval_every=eval_every)
     jr, contents = _run.open_journal(journal, check_bool(resume, "resume"), head)
     try:
-        history, curves, trace, wall = run_python(
+        history, curves, trace, wall, stopped_by = run_python(
             objective, space, strategy, scheduler, max_trials, eval_every,
             (tg.names or ("value",))[0], sign, list(tg.directions), key, jr,
-            replayed_trials(contents), workers, time_budget, progress)
+            replayed_trials(contents), workers, time_budget, progress, callbacks)
     finally:
         if jr is not None:
             jr.close()
-    return TuneResult(history, space, None, len(history), wall, trace, curves)
+    return TuneResult(history, space, None, len(history), wall, trace, curves,
+                      stopped_by=stopped_by)
 
 
 def _run_population(pop, space, strategy, scheduler, max_trials, eval_every, metric, sign, tg,
                     key, test_split, head, jr, contents, checkpoint_every, progress,
-                    time_budget) -> TuneResult:
+                    time_budget, callbacks) -> TuneResult:
     from jaxhpo._tune_slots import SlotEngine
 
     engine = SlotEngine(pop, space, strategy, scheduler, max_trials, eval_every, metric, sign,
@@ -239,34 +247,38 @@ def _run_population(pop, space, strategy, scheduler, max_trials, eval_every, met
     for n in sorted(done):
         history.append(done[n][0])
         curves[n] = done[n][1]
-    bar = _run.Progress(progress, max_trials, len(done), unit="trial")
+    bar = _run.Monitor(progress, max_trials, len(done), unit="trial", callbacks=callbacks,
+                       driver="tune")
 
-    def record(ended):
+    def record(ended) -> bool:
         fresh = [(tr, c) for tr, c in ended if tr.number not in done]
         for tr, c in fresh:
             done[tr.number] = (tr, c)
             history.append(tr)
             curves[tr.number] = c
-        if fresh:
-            bar.update(history, advance=len(fresh))
         if jr is not None and fresh:
             jr.write(*[tr.to_record() | {"type": "trial", "curve": c} for tr, c in fresh])
+        return bar.update(history, [tr for tr, _ in fresh], advance=len(fresh))
 
     def checkpoint():
         if ckpt:
             write_json_atomic(ckpt, {"run": run_id, **engine.to_record()})
 
+    stopped_by = None
     try:
         while True:
             if time_budget is not None and engine.round > 0 and \
                     time.time() - engine.t_start > time_budget:
+                stopped_by = "time_budget"
+            if stopped_by is not None:
                 engine.slot[:] = -1  # running trials end as stopped (below)
                 engine.scheduler.max_trials = 0
                 break
             ended = engine.step()
             if ended is None:
                 break
-            record(ended)
+            if record(ended):
+                stopped_by = "callback"
             if jr is not None and len(engine.pbt_rounds) > pbt_written:
                 jr.write(*_pbt_records(engine, pbt_written))
                 pbt_written = len(engine.pbt_rounds)
@@ -285,7 +297,7 @@ def _run_population(pop, space, strategy, scheduler, max_trials, eval_every, met
         schedules = pbt_schedules(x0, [tuple(r) for r in engine.pbt_rounds])
     util = engine.busy / max(1, engine.round * engine.size)
     return TuneResult(history, space, util, engine.round, time.time() - engine.t_start,
-                      engine.trace, curves, schedules)
+                      engine.trace, curves, schedules, stopped_by)
 
 
 def _pbt_records(engine, start) -> list[dict]:

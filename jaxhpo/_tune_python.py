@@ -83,8 +83,9 @@ class PythonRun:
 
 
 def run_python(fn, space, strategy, scheduler, max_trials, eval_every, metric, sign, dirs, key,
-               jr, prior, workers, time_budget, progress):
-    """Run ``fn(params, trial)`` trials; returns ``(history, curves, trace, wall_time)``."""
+               jr, prior, workers, time_budget, progress, callbacks=()):
+    """Run ``fn(params, trial)`` trials; returns ``(history, curves, trace, wall_time,
+    stopped_by)``."""
     by_member = {(tr.generation, tr.member): (tr, rec.get("curve", []))
                  for tr, rec in prior.values()}
     k_strat, k_run = jax.random.split(key)
@@ -94,8 +95,9 @@ def run_python(fn, space, strategy, scheduler, max_trials, eval_every, metric, s
     history = History([metric], dirs)
     curves, trace = {}, []
     t_start = time.time()
-    counters = {"next": 0, "best": math.inf, "failed": 0}
-    bar = _run.Progress(progress, max_trials, 0, unit="trial")
+    counters = {"next": 0, "best": math.inf, "failed": 0, "stopped_by": None}
+    bar = _run.Monitor(progress, max_trials, 0, unit="trial", callbacks=callbacks,
+                       driver="tune")
 
     def record(tr, curve):
         history.append(tr)
@@ -109,7 +111,8 @@ def run_python(fn, space, strategy, scheduler, max_trials, eval_every, metric, s
             counters["failed"] += 1
             if counters["failed"] == 1:
                 warnings.warn(f"trial {tr.number} failed: {tr.error}", stacklevel=4)
-        bar.update(history, failed=counters["failed"])
+        if bar.update(history, [tr], failed=counters["failed"]):
+            counters["stopped_by"] = "callback"
 
     def take():
         """The next trial under the lock: ``(number, x, generation, member)``, ``None`` when
@@ -117,6 +120,8 @@ def run_python(fn, space, strategy, scheduler, max_trials, eval_every, metric, s
         while True:
             with run.lock:
                 if time_budget is not None and time.time() - t_start > time_budget:
+                    counters["stopped_by"] = "time_budget"
+                if counters["stopped_by"] is not None:
                     return None
                 n = counters["next"]
                 if scheduler.next_job(jax.random.fold_in(k_run, n), n) is None:
@@ -172,7 +177,7 @@ def run_python(fn, space, strategy, scheduler, max_trials, eval_every, metric, s
     finally:
         bar.close()
     history.trials.sort(key=lambda t: t.number)
-    return history, curves, trace, time.time() - t_start
+    return history, curves, trace, time.time() - t_start, counters["stopped_by"]
 
 
 def replayed_trials(contents) -> dict:

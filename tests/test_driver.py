@@ -252,3 +252,44 @@ def test_progress_log_writes_one_line_per_generation(caplog):
     lines = [r.getMessage() for r in caplog.records if r.name == "jaxhpo"]
     assert [ln.split(":")[0] for ln in lines] == [f"generation {g}/3" for g in (1, 2, 3)]
     assert f"best {res.best_value:.6g}, 12 trials (0 failed)" in lines[-1]
+
+
+def test_callbacks_see_every_generation_and_can_stop_the_run_resumably(tmp_path):
+    """A callback that raises StopRun after generation 1 leaves a journal whose resume equals
+    the uninterrupted run (truth: that run)."""
+    space = Space({"x": Float(-2.0, 2.0), "y": Float(-2.0, 2.0)})
+    f = lambda p: (p["x"] - 1.0) ** 2 + p["y"] ** 2
+
+    def run(path, gens, callbacks=None, resume=False):
+        return jaxhpo.minimize(f, space, jaxhpo.strategies.tpe(space, 4, n_startup_trials=4),
+                               num_generations=gens, key=1, journal=path, resume=resume,
+                               callbacks=callbacks, progress=False)
+
+    full = run(tmp_path / "full.jsonl", 4)
+    events = []
+
+    def stop_after_two(event):
+        events.append((event.driver, event.step, [t.number for t in event.trials],
+                       len(event.history)))
+        if event.step == 1:
+            raise jaxhpo.StopRun
+
+    part = run(tmp_path / "j.jsonl", 4, [stop_after_two])
+    assert part.stopped_by == "callback" and len(part.history) == 8
+    assert events == [("minimize", 0, [0, 1, 2, 3], 4), ("minimize", 1, [4, 5, 6, 7], 8)]
+    again = run(tmp_path / "j.jsonl", 4, resume=True)
+    assert again.stopped_by is None
+    assert [(t.x, t.values) for t in again.history] == [(t.x, t.values) for t in full.history]
+    with pytest.raises(TypeError, match="callbacks must be"):
+        run(tmp_path / "k.jsonl", 1, callbacks=[3])
+
+
+def test_time_budget_ends_minimize_after_the_generation_that_crosses_it():
+    import time as _time
+
+    space = Space({"x": Float(0.0, 1.0)})
+    res = jaxhpo.minimize(lambda p: _time.sleep(0.05) or p["x"], space, random_search(space, 2),
+                          num_generations=50, time_budget=0.25, progress=False)
+    assert res.stopped_by == "time_budget"
+    # 0.1 s a generation (plus the first one's compilation): at most 6 fit in 0.25 s + one
+    assert 1 <= len(res.history) // 2 <= 6
