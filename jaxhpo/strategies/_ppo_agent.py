@@ -41,7 +41,6 @@ value. ``tell`` needs randomness (minibatch order, imagined episodes); it uses a
 from __future__ import annotations
 
 import math
-from typing import Any
 
 import flax.linen as nn
 import jax

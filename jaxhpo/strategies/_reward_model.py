@@ -5,45 +5,49 @@ The reward model of model-based RL for hyperparameter optimization (Wu, Chen & L
 Neurocomputing 2020), used by :func:`jaxhpo.strategies.ppo_agent` to score imagined episodes.
 The paper uses one MLP; an ensemble (members differing in initialization and in the minibatches
 they draw, as in Lakshminarayanan et al., NeurIPS 2017) gives a steadier mean and a disagreement
-estimate at little cost.
+estimate at little cost. The ensemble, its ring buffer and its fit are those of
+:mod:`jaxhpo.strategies._ensemble` (shared with ARS's critic).
 
 Every real ``(x, fitness)`` pair goes into a fixed-capacity ring buffer (the oldest pair is
-overwritten once it is full, so shapes never change). Targets are standardized with the
-buffer's mean and standard deviation before fitting; predictions are returned in fitness units.
-Each :func:`fit` call continues training the previous weights (warm start) for ``train_steps``
-Adam steps on minibatches drawn uniformly from the filled part of the buffer.
+overwritten once it is full, so shapes never change; failed pairs are not stored). Targets are
+standardized with the buffer's mean and standard deviation before fitting; predictions are
+returned in fitness units. Each :meth:`RewardModel.fit` call continues training the previous
+weights (warm start) for ``train_steps`` Adam steps on minibatches drawn uniformly from the
+filled part of the buffer.
 """
 
 from __future__ import annotations
 
 import dataclasses
-from typing import Any
+import functools
 
-import flax.linen as nn
 import jax
 import jax.numpy as jnp
-import optax
 from flax import struct
 
-
-class _MLP(nn.Module):
-    hidden: tuple[int, ...]
-
-    @nn.compact
-    def __call__(self, x):
-        h = 2.0 * x - 1.0
-        for w in self.hidden:
-            h = nn.swish(nn.Dense(w)(h))
-        return nn.Dense(1)(h)[..., 0]
+from jaxhpo.strategies._ensemble import (Ensemble, EnsembleState, ReplayBuffer, buffer_add,
+                                         buffer_init, ensemble)
 
 
 @struct.dataclass
 class RewardModelState:
-    params: Any  # per-member MLP weights, every leaf with a leading axis M
-    opt_state: Any
-    x: jax.Array  # f32[C, d]  configurations (ring buffer)
-    y: jax.Array  # f32[C]     their fitness
-    count: jax.Array  # i32[]  pairs ever added (the buffer holds min(count, C))
+    surrogate: EnsembleState  # per-member MLP weights (leading axis M), Adam state, scaling
+    buffer: ReplayBuffer  # C pairs, ring; only successful trials are stored
+
+    @property
+    def count(self) -> jax.Array:
+        """``i32[]``: pairs ever added (the buffer holds ``min(count, C)``)."""
+        return self.buffer.count
+
+    @property
+    def x(self) -> jax.Array:
+        """``f32[C, d]``: the configurations in the buffer."""
+        return self.buffer.x
+
+    @property
+    def y(self) -> jax.Array:
+        """``f32[C]``: their fitness."""
+        return self.buffer.y
 
 
 @dataclasses.dataclass(frozen=True)
@@ -54,7 +58,7 @@ class RewardModel:
       dim: ``d``.
       capacity: ``C``, pairs kept.
       num_members: ``M``.
-      hidden: widths of the hidden layers.
+      hidden: widths of the hidden layers (swish).
       learning_rate: Adam step size.
       train_steps: Adam steps per :meth:`fit`.
       batch_size: minibatch rows per step and member.
@@ -68,62 +72,26 @@ class RewardModel:
     train_steps: int = 100
     batch_size: int = 64
 
-    @property
-    def _net(self):
-        return _MLP(self.hidden)
-
-    @property
-    def _opt(self):
-        return optax.adam(self.learning_rate)
+    @functools.cached_property
+    def _ensemble(self) -> Ensemble:
+        return ensemble(self.dim, members=self.num_members, hidden=tuple(self.hidden),
+                        activation=jax.nn.swish, steps=self.train_steps,
+                        learning_rate=self.learning_rate, batch_size=self.batch_size)
 
     def init(self, key) -> RewardModelState:
-        keys = jax.random.split(key, self.num_members)
-        params = jax.vmap(lambda k: self._net.init(k, jnp.zeros((self.dim,))))(keys)
-        return RewardModelState(params, jax.vmap(self._opt.init)(params),
-                                jnp.zeros((self.capacity, self.dim)),
-                                jnp.zeros((self.capacity,)), jnp.zeros((), jnp.int32))
+        return RewardModelState(self._ensemble.init(key), buffer_init(self.capacity, self.dim))
 
     def add(self, state: RewardModelState, x, y, valid) -> RewardModelState:
         """Append the rows of ``x f32[n, d]``, ``y f32[n]`` where ``valid bool[n]``."""
-        rank = jnp.cumsum(valid) - 1  # position among the valid rows
-        slot = jnp.where(valid, (state.count + rank) % self.capacity, self.capacity)
-        bx = state.x.at[slot].set(x, mode="drop")
-        by = state.y.at[slot].set(y, mode="drop")
-        return state.replace(x=bx, y=by, count=state.count + jnp.sum(valid).astype(jnp.int32))
-
-    def _stats(self, state):
-        filled = jnp.minimum(state.count, self.capacity)
-        mask = jnp.arange(self.capacity) < filled
-        m = jnp.sum(jnp.where(mask, state.y, 0.0)) / jnp.maximum(filled, 1)
-        var = jnp.sum(jnp.where(mask, (state.y - m) ** 2, 0.0)) / jnp.maximum(filled, 1)
-        return filled, m, jnp.sqrt(jnp.maximum(var, 1e-12))
+        return state.replace(buffer=buffer_add(state.buffer, x, y, jnp.asarray(valid, bool),
+                                               drop_invalid=True))
 
     def fit(self, key, state: RewardModelState) -> RewardModelState:
         """``train_steps`` Adam steps of mean squared error on standardized targets."""
-        filled, mu, sd = self._stats(state)
-        y = (state.y - mu) / sd
-
-        def member_step(params, opt_state, k):
-            idx = jax.random.randint(k, (self.batch_size,), 0, jnp.maximum(filled, 1))
-
-            def loss(p):
-                return jnp.mean((self._net.apply(p, state.x[idx]) - y[idx]) ** 2)
-
-            g = jax.grad(loss)(params)
-            upd, opt_state = self._opt.update(g, opt_state, params)
-            return optax.apply_updates(params, upd), opt_state
-
-        def step(carry, k):
-            params, opt_state = carry
-            ks = jax.random.split(k, self.num_members)
-            return jax.vmap(member_step)(params, opt_state, ks), None
-
-        (params, opt_state), _ = jax.lax.scan(step, (state.params, state.opt_state),
-                                              jax.random.split(key, self.train_steps))
-        return state.replace(params=params, opt_state=opt_state)
+        return state.replace(surrogate=self._ensemble.fit(key, state.surrogate, state.buffer))
 
     def predict(self, state: RewardModelState, x):
-        """``(mean f32[n], std f32[n])`` of the members' fitness predictions at ``x f32[n, d]``."""
-        _, mu, sd = self._stats(state)
-        preds = jax.vmap(lambda p: self._net.apply(p, x))(state.params) * sd + mu  # [M, n]
+        """``(mean f32[n], std f32[n])`` of the members' fitness predictions at ``x f32[n, d]``
+        (as of the last :meth:`fit`)."""
+        preds = self._ensemble.members(state.surrogate, x)  # [M, n]
         return jnp.mean(preds, 0), jnp.std(preds, 0)
