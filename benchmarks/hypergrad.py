@@ -10,7 +10,7 @@ total number of training steps ``trials * steps``:
 * ``gp_bo``: GP-BO (log EI), ``trials / q`` generations of ``q`` (``num_initial = q``);
 * ``hypergrad``: ``members`` tuners from quasi-random start points, ``rounds`` rounds of
   ``trials * steps / (members * rounds)`` steps, a hypergradient step (Adam on log lr, log wd)
-  after each round, weights kept (``jaxhpo.hypergrad.tune``);
+  after each round, weights kept (``jaxhpo.hypergrad.hyper_tune``);
 * ``hypergrad+pbt``: the same with PBT every second round: the worst quarter (by validation
   loss) copies the best quarter's weights, hyperparameters and hyper-optimizer state, and
   perturbs the copied hyperparameters (``pbt_perturb``: x0.8 / x1.2, resample with p = 0.25).
@@ -48,7 +48,7 @@ sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 import jaxhpo  # noqa: E402
 from _common import print_table, write_result  # noqa: E402
 from jaxhpo import Float, Space  # noqa: E402
-from jaxhpo.hypergrad import trainer_hypergradient, trainer_params, tune  # noqa: E402
+from jaxhpo.hypergrad import hyper_tune, trainer_hypergradient, trainer_params  # noqa: E402
 from jaxhpo.train import Trainer, mlp, mnist1d  # noqa: E402
 
 METHODS = ("random", "gp_bo", "hypergrad", "hypergrad+pbt")
@@ -78,9 +78,9 @@ def black_box(name, trainer, seed, trials, steps, q):
 def hypergrad(trainer, seed, members, rounds, round_steps, pbt, hyper_lr):
     qr = jaxhpo.strategies.quasi_random(SPACE, members)
     x0, _ = qr.ask(jax.random.key(seed), qr.init(jax.random.key(seed)))
-    res = tune(trainer, jax.random.key(seed + 1000), x0, rounds=rounds,
-               steps_per_round=round_steps, optimizer=optax.adam(hyper_lr),
-               exploit_every=2 if pbt else 0, explore=pbt)
+    res = hyper_tune(trainer, jax.random.key(seed + 1000), x0, rounds=rounds,
+                     steps_per_round=round_steps, optimizer=optax.adam(hyper_lr),
+                     exploit_every=2 if pbt else 0, explore=pbt)
     b = res.best
     return {"best_val": float(res.final["val_accuracy"][b]),
             "test_of_best": float(res.final["test_accuracy"][b]), "params": res.best_params,

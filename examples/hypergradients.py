@@ -37,9 +37,9 @@ def main(argv=None):
                       defaults={"optimizer": "adamw"})
     strategy = quasi_random(space, args.members)
     x0, _ = strategy.ask(jax.random.key(args.seed + 1), strategy.init(jax.random.key(args.seed)))
-    res = hypergrad.tune(trainer, jax.random.key(args.seed), x0, rounds=args.rounds,
-                         steps_per_round=args.steps, remat=True,
-                         optimizer=optax.adam(args.hyper_lr))
+    res = hypergrad.hyper_tune(trainer, jax.random.key(args.seed), x0, rounds=args.rounds,
+                               steps_per_round=args.steps, remat=True,
+                               optimizer=optax.adam(args.hyper_lr))
     print(f"{args.members} members x {args.rounds} rounds x {args.steps} steps "
           f"in {res.seconds:.1f} s (compilation included)")
     print(f"  {'member':>6}  {'lr start -> end':>22}  {'val loss start -> end':>22}")

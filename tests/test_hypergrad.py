@@ -2,6 +2,8 @@
 optimal regularization is known in closed form, finite differences in float64, mode/remat/
 truncation equivalences, the Trainer binding and the population tuner."""
 
+import warnings
+
 import flax.linen as nn
 import jax
 import jax.numpy as jnp
@@ -10,8 +12,9 @@ import optax
 import pytest
 
 from jaxhpo import Categorical, Float, Space
-from jaxhpo.hypergrad import (hyper_descent, hypergradient, population_hypergradient,
-                              trainer_hypergradient, trainer_params, tune, unconstrained)
+from jaxhpo import hypergrad
+from jaxhpo.hypergrad import (hyper_descent, hyper_tune, hypergradient, population_hypergradient,
+                              trainer_hypergradient, trainer_params, unconstrained)
 from jaxhpo.train import Population, Trainer, from_linen, mlp, synthetic_classification
 
 # ----------------------------------------------------------------------------- ridge problem
@@ -216,20 +219,43 @@ def test_population_hypergradient_equals_per_member_and_tune_runs_with_pbt():
         s_i = jax.tree.map(lambda a: a[i], state)
         g_i = one(s_i, t.to_z(x[i]), x[i]).grad
         np.testing.assert_allclose(many.grad[i], g_i, rtol=2e-4, atol=1e-6)
-    res = tune(pop, jax.random.key(2), x, rounds=2, steps_per_round=10, names=["lr", "wd"],
-               optimizer=optax.adam(0.3), exploit_every=1, explore=True)
+    kw = dict(rounds=2, steps_per_round=10, names=["lr", "wd"], optimizer=optax.adam(0.3))
+    plain = hyper_tune(pop, jax.random.key(2), x, **kw)
+    assert (plain.src == np.arange(4)).all()  # no PBT: every slot keeps its member
+    # member 0 starts at lr = 2e-3, too small for 20 steps: the hypergradient raises it
+    assert plain.params["lr"][1, 0] > plain.params["lr"][0, 0]
+    res = hyper_tune(pop, jax.random.key(2), x, exploit_every=1, explore=True, **kw)
     assert res.x.shape == (3, 4, 3) and res.val_loss.shape == (2, 4)
     assert res.params["lr"].shape == (3, 4) and res.steps == 4 * 2 * 10
     assert (res.x >= 0).all() and (res.x <= 1).all()
     np.testing.assert_array_equal(res.x[:, :, 2], 0.7 * np.ones((3, 4), np.float32))
-    # PBT after round 1 (not after the last): the worst member copied a better one
+    # round 1 is the same run; PBT after it (not after the last): the worst member copied a
+    # better one, the others kept their own hyperparameters
+    np.testing.assert_allclose(res.val_loss[0], plain.val_loss[0], rtol=1e-6)
     worst = int(np.argmax(res.val_loss[0]))
     assert res.src[0, worst] != worst and (res.src[0] != np.arange(4)).sum() == 1
+    assert res.val_loss[0, res.src[0, worst]] < res.val_loss[0, worst]
     assert (res.src[1] == np.arange(4)).all()
-    # member 0 starts at lr = 2e-3, too small for 20 steps: the hypergradient raises it
-    assert res.params["lr"][1, 0] > res.params["lr"][0, 0] or worst == 0
+    kept = np.arange(4) != worst
+    np.testing.assert_allclose(res.params["lr"][1, kept], plain.params["lr"][1, kept], rtol=1e-6)
     assert set(res.final) == {"val_loss", "val_accuracy", "test_loss", "test_accuracy"}
     assert 0 <= res.best < 4
+
+
+def test_tune_is_a_deprecated_alias_of_hyper_tune():
+    """``jaxhpo.hypergrad.tune`` (the old name) warns at the caller's line and runs
+    ``hyper_tune`` (its argument check answers); ``TuneResult`` warns and is
+    ``HyperTuneResult``."""
+    with warnings.catch_warnings(record=True) as rec:
+        warnings.simplefilter("always")
+        with pytest.raises(TypeError, match="target must be a Trainer or Population"):
+            hypergrad.tune(object(), jax.random.key(0), np.zeros((2, 3)), rounds=1,
+                           steps_per_round=1)
+        assert hypergrad.TuneResult is hypergrad.HyperTuneResult
+    assert [w.category for w in rec] == [DeprecationWarning] * 2
+    assert "hyper_tune" in str(rec[0].message) and "HyperTuneResult" in str(rec[1].message)
+    assert rec[0].filename == __file__
+    assert "tune" not in hypergrad.__all__ and "TuneResult" not in hypergrad.__all__
 
 
 def test_remat_reduces_reverse_mode_memory():

@@ -31,6 +31,7 @@ import jax.numpy as jnp
 import optax
 from flax import struct
 
+from jaxhpo._validate import check_int, check_optional_int
 from jaxhpo.hypergrad._unroll import check_remat, hypergradient
 
 
@@ -86,13 +87,8 @@ def hyper_descent(step: Callable, loss: Callable, steps_per_round: int, *,
       >>> s = tuner.init(w0, jnp.log(jnp.array([1.0])))
       >>> s, info = jax.lax.scan(lambda s, _: tuner.update(s), s, None, length=40)
     """
-    if isinstance(steps_per_round, bool) or not isinstance(steps_per_round, int) \
-            or steps_per_round < 1:
-        raise ValueError(f"steps_per_round must be a positive int, got {steps_per_round!r}")
-    if truncate is not None and (isinstance(truncate, bool) or not isinstance(truncate, int)
-                                 or not 1 <= truncate <= steps_per_round):
-        raise ValueError(f"truncate must be None or an int in [1, {steps_per_round}], got "
-                         f"{truncate!r}")
+    steps_per_round = check_int(steps_per_round, "steps_per_round", 1)
+    truncate = check_optional_int(truncate, "truncate", 1, steps_per_round)
     check_remat(remat, truncate or steps_per_round)
     tx = optax.adam(0.05) if optimizer is None else optimizer
     if not isinstance(tx, optax.GradientTransformation):

@@ -18,7 +18,9 @@ categorical parameters are not differentiated.
 
 from __future__ import annotations
 
+import functools
 import time
+import warnings
 from typing import Any, NamedTuple, Sequence
 
 import jax
@@ -26,6 +28,7 @@ import jax.numpy as jnp
 import numpy as np
 import optax
 
+from jaxhpo._validate import check_int
 from jaxhpo.hypergrad._descent import hyper_descent
 from jaxhpo.hypergrad._params import Unconstrained, unconstrained
 from jaxhpo.hypergrad._unroll import hypergradient
@@ -110,8 +113,8 @@ def population_hypergradient(pop: Population, steps: int, **kwargs):
     return lambda state, z, x: run(state, z, x, pop._data)
 
 
-class TuneResult(NamedTuple):
-    """Outcome of :func:`tune` (host numpy arrays; ``R`` rounds, ``P`` members)."""
+class HyperTuneResult(NamedTuple):
+    """Outcome of :func:`hyper_tune` (host numpy arrays; ``R`` rounds, ``P`` members)."""
 
     x: np.ndarray  # f32[R + 1, P, d] unit-cube hyperparameters before each round and at the end
     params: dict  # {tuned name: f32[R + 1, P]} their values
@@ -126,13 +129,17 @@ class TuneResult(NamedTuple):
     seconds: float  # wall time including compilation
 
 
-def tune(target: Trainer | Population, key: jax.Array, x0, *, rounds: int,
+def hyper_tune(target: Trainer | Population, key: jax.Array, x0, *, rounds: int,
          steps_per_round: int, names: Sequence[str] | None = None,
          optimizer: optax.GradientTransformation | None = None, mode: str = "reverse",
          remat: bool | int = True, truncate: int | None = None, split: str = "val",
          exploit_every: int = 0, exploit_fraction: float = 0.25,
-         explore: bool = False) -> TuneResult:
+         explore: bool = False) -> HyperTuneResult:
     """Online hypergradient descent for a population of Trainer members.
+
+    (Not :func:`jaxhpo.tune`, which searches with a strategy and a scheduler; this one descends
+    hypergradients. It was ``jaxhpo.hypergrad.tune``; that name stays one release as a deprecated
+    alias.)
 
     Each of the ``P`` members starts from its own point ``x0[i]`` (e.g. a quasi-random
     strategy's ``ask``), then for ``rounds`` rounds trains ``steps_per_round`` steps and takes
@@ -154,7 +161,8 @@ def tune(target: Trainer | Population, key: jax.Array, x0, *, rounds: int,
       exploit_every, exploit_fraction, explore: optional PBT, see above.
 
     Returns:
-      A :class:`TuneResult` (trajectories, final metrics on validation and test, best member).
+      A :class:`HyperTuneResult` (trajectories, final metrics on validation and test, best
+      member).
     """
     t0 = time.perf_counter()
     _check_split(split)
@@ -168,10 +176,8 @@ def tune(target: Trainer | Population, key: jax.Array, x0, *, rounds: int,
         pop = Population(target, x0.shape[0])
     else:
         raise TypeError(f"target must be a Trainer or Population, got {type(target).__name__}")
-    for arg, v in (("rounds", rounds), ("exploit_every", exploit_every)):
-        if isinstance(v, bool) or not isinstance(v, int) or v < (1 if arg == "rounds" else 0):
-            raise ValueError(f"{arg} must be a {'positive' if arg == 'rounds' else 'non-negative'}"
-                             f" int, got {v!r}")
+    rounds = check_int(rounds, "rounds", 1)
+    exploit_every = check_int(exploit_every, "exploit_every", 0)
     trainer, space = pop.trainer, pop.trainer.space
     t = trainer_params(trainer, names)
     if x0.shape[1] != space.dim:
@@ -234,10 +240,20 @@ def tune(target: Trainer | Population, key: jax.Array, x0, *, rounds: int,
         best = int(np.argmin(np.where(np.isfinite(final["val_loss"]), final["val_loss"],
                                       np.inf)))
     values = t.values(jnp.asarray(t.to_z(jnp.asarray(xs))))
-    return TuneResult(x=xs, params={k: np.asarray(v) for k, v in values.items()},
-                      val_loss=np.asarray(jnp.stack(losses)),
-                      val_accuracy=np.asarray(jnp.stack(accs)), src=np.stack(srcs),
-                      final=final, best=best,
-                      best_params=space.to_params(np.asarray(x_final[best])), state=state,
-                      steps=pop.size * rounds * steps_per_round,
-                      seconds=time.perf_counter() - t0)
+    return HyperTuneResult(x=xs, params={k: np.asarray(v) for k, v in values.items()},
+                           val_loss=np.asarray(jnp.stack(losses)),
+                           val_accuracy=np.asarray(jnp.stack(accs)), src=np.stack(srcs),
+                           final=final, best=best,
+                           best_params=space.to_params(np.asarray(x_final[best])),
+                           state=state, steps=pop.size * rounds * steps_per_round,
+                           seconds=time.perf_counter() - t0)
+
+
+@functools.wraps(hyper_tune, assigned=("__module__", "__annotations__"))
+def tune(*args, **kwargs) -> HyperTuneResult:
+    """Deprecated alias of :func:`hyper_tune` (renamed so it is not mistaken for
+    :func:`jaxhpo.tune`); it warns, and goes in the next release."""
+    warnings.warn("jaxhpo.hypergrad.tune is deprecated: call jaxhpo.hypergrad.hyper_tune (same "
+                  "arguments; it returns a HyperTuneResult). The alias goes in the next release.",
+                  DeprecationWarning, stacklevel=2)
+    return hyper_tune(*args, **kwargs)

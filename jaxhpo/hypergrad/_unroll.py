@@ -38,7 +38,8 @@ from __future__ import annotations
 from typing import Any, Callable, NamedTuple
 
 import jax
-import jax.numpy as jnp
+
+from jaxhpo._validate import check_choice, check_int, is_int
 
 MODES = ("reverse", "forward")
 
@@ -55,9 +56,10 @@ def check_remat(remat, steps: int | None = None):
     """Validate ``remat``: ``False``, ``True`` or a positive int dividing ``steps``."""
     if isinstance(remat, bool):
         return remat
-    if not isinstance(remat, int) or remat < 1:
+    if not is_int(remat) or remat < 1:
         raise ValueError(f"remat must be False, True or a positive int (segment length), got "
                          f"{remat!r}")
+    remat = int(remat)
     if steps is not None and steps % remat:
         raise ValueError(f"remat={remat} (segment length) must divide the {steps} "
                          f"differentiated steps")
@@ -120,14 +122,9 @@ def hypergradient(step: Callable, loss: Callable, carry, theta, steps: int, *,
       >>> val = lambda w, lam: 0.5 * jnp.mean((Xv @ w - yv) ** 2)
       >>> hg = hypergradient(step, val, jnp.zeros(d), jnp.log(0.1), 200)
     """
-    if isinstance(steps, bool) or not isinstance(steps, int) or steps < 1:
-        raise ValueError(f"steps must be a positive int, got {steps!r}")
-    if mode not in MODES:
-        raise ValueError(f"mode must be one of {MODES}, got {mode!r}")
-    k = steps if truncate is None else truncate
-    if isinstance(k, bool) or not isinstance(k, int) or not 1 <= k <= steps:
-        raise ValueError(f"truncate must be None or an int in [1, steps={steps}], got "
-                         f"{truncate!r}")
+    steps = check_int(steps, "steps", 1)
+    mode = check_choice(mode, "mode", MODES)
+    k = steps if truncate is None else check_int(truncate, "truncate", 1, steps)
     remat = check_remat(remat, k if mode == "reverse" else None)
     if k < steps:
         # Truncated unroll: the head's dependence on theta is dropped (no tape is kept).
