@@ -36,8 +36,8 @@ def float_param(draw):
         lo = draw(st.floats(1e-6, 1e3))
         hi = lo * draw(st.floats(1.01, 1e6))
     else:
-        lo = draw(st.floats(-1e4, 1e4))
-        hi = lo + draw(st.floats(1e-3, 1e4))
+        lo = draw(st.floats(-1e4, 1e4, width=32, allow_subnormal=False))
+        hi = lo + max(draw(st.floats(1e-3, 1e4)), 1e-3 * abs(lo))
     return Float(lo, hi, log=log)
 
 

@@ -8,9 +8,10 @@ file and one registry line.
 
 from __future__ import annotations
 
+from collections.abc import Iterator, Mapping
 from typing import Callable, NamedTuple
 
-from jaxhpo._space import Space
+from jaxhpo._space import Space, UnknownNameError, unknown_name_message
 from jaxhpo._strategy import Strategy, recorded_settings, sanitize_fitness
 from jaxhpo.strategies._annealing import AnnealingState, simulated_annealing
 from jaxhpo.strategies._ars import ARSState, RunningNorm, ars
@@ -62,7 +63,31 @@ class RegistryEntry(NamedTuple):
     scan_exact: bool = True
 
 
-REGISTRY: dict[str, RegistryEntry] = {
+class Registry(Mapping):
+    """A read-only mapping ``name -> RegistryEntry``; an unknown name raises a ``KeyError``
+    that lists the registered names and the closest one."""
+
+    def __init__(self, entries: dict[str, RegistryEntry]):
+        self._entries = dict(entries)
+
+    def __getitem__(self, name: str) -> RegistryEntry:
+        try:
+            return self._entries[name]
+        except (KeyError, TypeError):
+            raise UnknownNameError(unknown_name_message("strategy", name,
+                                                        sorted(self._entries))) from None
+
+    def __iter__(self) -> Iterator[str]:
+        return iter(self._entries)
+
+    def __len__(self) -> int:
+        return len(self._entries)
+
+    def __repr__(self) -> str:
+        return f"Registry({sorted(self._entries)})"
+
+
+REGISTRY: Mapping[str, RegistryEntry] = Registry({
     "random_search": RegistryEntry(random_search),
     "quasi_random": RegistryEntry(quasi_random),
     # about 1000 grid points whatever the dimension
@@ -98,10 +123,10 @@ REGISTRY: dict[str, RegistryEntry] = {
         model_warmup=pop, model=RewardModel(space.dim, capacity=128, num_members=2,
                                             hidden=(16,), train_steps=10, batch_size=32)),
         scan_exact=False),
-}
+})
 
 __all__ = [
-    "REGISTRY", "RegistryEntry", "Strategy", "sanitize_fitness",
+    "REGISTRY", "Registry", "RegistryEntry", "Strategy", "sanitize_fitness",
     "random_search", "RandomSearchState",
     "quasi_random", "QuasiRandomState",
     "grid_search", "GridSearchState",
