@@ -1,8 +1,10 @@
 """Scheduler decision rules: pure, jit-able functions over fixed-shape per-slot arrays.
 
 A population of ``P`` slots trains in lock-step; at each rung a rule decides per slot with an
-``int32`` code (:data:`CONTINUE`, :data:`STOP`, :data:`PROMOTE`, :data:`EXPLOIT`) and, for PBT,
-which member to copy and the new hyperparameters. Metrics are minimized; NaN/inf = diverged,
+``int32`` code, a :class:`Decision` value (``CONTINUE``, ``STOP``, ``PROMOTE``, ``EXPLOIT``,
+``PAUSE``, ``DONE``; also exported by name) and, for PBT, which member to copy and the new
+hyperparameters. The schedulers answer each round's reports with the same :class:`Decision`
+values and hand out :class:`Job` s. Metrics are minimized; NaN/inf = diverged,
 always stopped. Every rule compiles once for its shapes: state that grows with the number of
 trials lives in fixed-capacity buffers with masks or counts.
 
@@ -24,13 +26,14 @@ early stopping), :class:`MedianStopping`, :class:`CurveStopping`, :class:`ASHA`,
 :class:`HyperBand`, :class:`BOHB`, :class:`PBT`.
 """
 
-from jaxhpo.schedulers._asha import (ASHAState, Job, asha_get_job, asha_get_jobs, asha_init,
+from jaxhpo.schedulers._asha import (ASHAState, asha_get_job, asha_get_jobs, asha_init,
                                      asha_report, asha_stop_decision)
 from jaxhpo.schedulers._bohb import (BOHBModelData, BOHBObservations, bohb_init,
                                      bohb_model_data, bohb_observe)
 from jaxhpo.schedulers._curves import (FAMILY_NAMES, CurveDecision, CurvePrediction,
                                        curve_extrapolation_stopping, fit_learning_curves)
-from jaxhpo.schedulers._common import CONTINUE, DECISION_NAMES, EXPLOIT, PROMOTE, STOP
+from jaxhpo.schedulers._common import (CONTINUE, DECISION_NAMES, DONE, EXPLOIT, PAUSE, PROMOTE,
+                                       STOP, Decision, Job)
 from jaxhpo.schedulers._hyperband import (Bracket, Rung, hyperband_brackets,
                                           successive_halving_decision, successive_halving_rungs)
 from jaxhpo.schedulers._median import median_stopping, running_averages
@@ -41,9 +44,10 @@ from jaxhpo.schedulers._pbt import (PBTRecord, pbt_exploit, pbt_lineage, pbt_per
 
 __all__ = [
     "ASHA", "BOHB", "CurveStopping", "HyperBand", "MedianStopping", "PBT", "Scheduler",
-    "ASHAState", "BOHBModelData", "BOHBObservations", "Bracket", "CONTINUE", "CurveDecision",
-    "CurvePrediction", "DECISION_NAMES", "EXPLOIT", "FAMILY_NAMES", "Job", "PBTRecord", "PROMOTE",
-    "Rung", "STOP", "asha_get_job", "asha_get_jobs", "asha_init", "asha_report",
+    "Decision", "CONTINUE", "STOP", "PROMOTE", "EXPLOIT", "PAUSE", "DONE", "DECISION_NAMES", "Job",
+    "ASHAState", "BOHBModelData", "BOHBObservations", "Bracket", "CurveDecision",
+    "CurvePrediction", "FAMILY_NAMES", "PBTRecord", "Rung",
+    "asha_get_job", "asha_get_jobs", "asha_init", "asha_report",
     "asha_stop_decision", "bohb_init", "bohb_model_data", "bohb_observe",
     "curve_extrapolation_stopping", "fit_learning_curves", "hyperband_brackets", "median_stopping",
     "pbt_exploit", "pbt_lineage", "pbt_perturb", "pbt_record_init", "pbt_record_update",

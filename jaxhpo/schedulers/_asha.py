@@ -21,13 +21,12 @@ Reference:
 
 from __future__ import annotations
 
-from typing import NamedTuple
-
 import jax
 import jax.numpy as jnp
 from flax import struct
 
-from jaxhpo.schedulers._common import (CONTINUE, STOP, check_eta, check_int, rank_ascending,
+from jaxhpo._validate import check_int
+from jaxhpo.schedulers._common import (CONTINUE, STOP, Job, check_eta, rank_ascending,
                                        worst_if_nonfinite)
 
 
@@ -38,15 +37,6 @@ class ASHAState:
     promoted: jax.Array  # bool[K, C] already promoted out of this rung
     count: jax.Array  # i32[K] reports held per rung
     overflow: jax.Array  # i32[] reports dropped because a rung was full
-
-
-class Job(NamedTuple):
-    """``get_job``'s answer: promote ``trial`` to ``rung`` (when ``promote``), else start a new
-    configuration at rung 0 (``trial = -1``, ``rung = 0``)."""
-
-    promote: jax.Array  # bool[]
-    trial: jax.Array  # i32[]
-    rung: jax.Array  # i32[] the rung to train to
 
 
 def asha_init(num_rungs: int, capacity: int) -> ASHAState:
@@ -97,7 +87,8 @@ def asha_get_job(state: ASHAState, eta: float = 3) -> tuple[Job, ASHAState]:
     trial is promoted to rung ``k + 1`` and marked promoted in the returned state.
 
     Returns:
-      ``(job, state)``.
+      ``(job, state)``: ``job`` a :class:`Job` of ``i32[]`` (``trial = -1, rung = 0`` for a new
+      configuration; ``job.promote`` is ``trial >= 0``); trial ids must be ``>= 0``.
     """
     eta = check_eta(eta)
     num_rungs = state.trial.shape[0]
@@ -108,7 +99,7 @@ def asha_get_job(state: ASHAState, eta: float = 3) -> tuple[Job, ASHAState]:
     k = num_rungs - 1 - jnp.argmax(has[::-1])                         # highest rung with one
     j = jnp.argmin(jnp.where(can[k], ranks[k], jnp.iinfo(jnp.int32).max))  # best candidate
     any_ = jnp.any(has)
-    job = Job(promote=any_, trial=jnp.where(any_, state.trial[k, j], -1),
+    job = Job(trial=jnp.where(any_, state.trial[k, j], -1).astype(jnp.int32),
               rung=jnp.where(any_, k + 1, 0).astype(jnp.int32))
     promoted = state.promoted.at[k, j].set(state.promoted[k, j] | any_)
     return job, state.replace(promoted=promoted)

@@ -31,7 +31,8 @@ import jax
 import jax.numpy as jnp
 from flax import struct
 
-from jaxhpo.schedulers._common import check_fraction, check_int, rank_ascending
+from jaxhpo._validate import check_int, check_real
+from jaxhpo.schedulers._common import rank_ascending
 
 
 @struct.dataclass
@@ -87,8 +88,8 @@ def bohb_model_data(key: jax.Array, obs: BOHBObservations, *, top_fraction: floa
     Returns:
       a :class:`BOHBModelData`.
     """
-    q = check_fraction(top_fraction, "top_fraction", 0.0, 0.5)
-    rho = check_fraction(random_fraction, "random_fraction", 0.0, 1.0, low_open=False)
+    q = check_real(top_fraction, "top_fraction", 0.0, 0.5, low_open=True)
+    rho = check_real(random_fraction, "random_fraction", 0.0, 1.0)
     n_min = obs.x.shape[2] + 1 if min_points is None else check_int(min_points, "min_points", 1)
     num_budgets, cap = obs.value.shape
     enough = obs.count >= n_min + 2

@@ -1,12 +1,8 @@
-"""Decision codes and argument checks shared by the scheduler rules.
+"""The decision vocabulary and the argument checks shared by the scheduler rules.
 
-Every rule returns per-slot ``int32`` codes so a slot-based driver can apply them with
-``jnp.where``/gathers, never Python control flow:
-
-* ``CONTINUE`` (0): keep training the trial in its slot.
-* ``STOP`` (1): stop the trial; its slot is free for a new configuration.
-* ``PROMOTE`` (2): the trial survives a rung (successive halving, ASHA) and trains to the next.
-* ``EXPLOIT`` (3): PBT: overwrite the member with a copy of a better one, then explore.
+Every rule returns per-slot ``int32`` codes equal to :class:`Decision` values, so a slot-based
+driver can apply them with ``jnp.where``/gathers, never Python control flow; the schedulers of
+:func:`jaxhpo.tune` answer each round's reports with the same values.
 
 Metrics are minimized. A non-finite metric (NaN, +inf, -inf) means the trial diverged: it ranks
 after every finite value and is always stopped (or, in PBT, always replaced).
@@ -14,14 +10,51 @@ after every finite value and is always stopped (or, in PBT, always replaced).
 
 from __future__ import annotations
 
-import math
-import numbers
+import enum
+from typing import NamedTuple
 
 import jax
 import jax.numpy as jnp
 
-CONTINUE, STOP, PROMOTE, EXPLOIT = 0, 1, 2, 3
-DECISION_NAMES = {CONTINUE: "continue", STOP: "stop", PROMOTE: "promote", EXPLOIT: "exploit"}
+from jaxhpo._validate import check_real
+
+
+class Decision(enum.IntEnum):
+    """What happens to a trial (or a population slot) after a report.
+
+    The jitted rules return ``int32`` arrays of these values; the members compare equal to
+    those ints (``Decision(int(code))`` names one).
+    """
+
+    CONTINUE = 0  #: keep training the trial in its slot
+    STOP = 1  #: stop the trial (early-stopped or diverged); its slot is free for a new one
+    PROMOTE = 2  #: it survives a rung (successive halving, ASHA) and trains to the next
+    EXPLOIT = 3  #: PBT: overwrite the member with a copy of a better one, then explore
+    PAUSE = 4  #: its rung is done: keep its weights for a possible promotion, free the slot
+    DONE = 5  #: it trained to the full budget
+
+
+CONTINUE, STOP, PROMOTE, EXPLOIT, PAUSE, DONE = Decision
+DECISION_NAMES = {d: d.name.lower() for d in Decision}
+
+
+class Job(NamedTuple):
+    """Work for one free slot: train ``trial`` to rung ``rung`` (``target`` steps).
+
+    ``trial`` is a paused trial to resume (promote), or negative for a new configuration. The
+    jitted ASHA rules (:func:`asha_get_job`, :func:`asha_get_jobs`) return ``i32`` arrays
+    (``[]`` or ``[n]``) and leave ``target`` ``None``: they know rungs, not steps. The
+    schedulers of :func:`jaxhpo.tune` return plain ints with ``target`` set.
+    """
+
+    trial: int | jax.Array  # i32: the trial to resume; negative = a new configuration
+    rung: int | jax.Array  # i32: the rung it trains to (0 = the first)
+    target: int | None = None  # optimizer steps to train to
+
+    @property
+    def promote(self):
+        """``trial >= 0``: the job resumes a paused trial instead of starting a new one."""
+        return self.trial >= 0
 
 
 def worst_if_nonfinite(values: jax.Array) -> jax.Array:
@@ -44,33 +77,11 @@ def rank_ascending(values: jax.Array, valid: jax.Array) -> jax.Array:
 
 
 def check_eta(eta) -> float:
-    if isinstance(eta, bool) or not isinstance(eta, numbers.Real) or not math.isfinite(eta) \
-            or eta < 2:
-        raise ValueError(f"eta (the reduction factor) must be a number >= 2, got {eta!r}; "
-                         "the papers use eta=3")
-    return eta
-
-
-def check_int(value, arg: str, low: int) -> int:
-    if isinstance(value, bool) or not isinstance(value, numbers.Integral) or value < low:
-        raise ValueError(f"{arg} must be an int >= {low}, got {value!r}")
-    return int(value)
-
-
-def check_fraction(value, arg: str, low: float, high: float, *, low_open=True,
-                   high_open=False) -> float:
-    if isinstance(value, jax.Array):  # traced settings (e.g. vmapped over) are not checked
-        return value
-    ok = isinstance(value, numbers.Real) and not isinstance(value, bool) and \
-        math.isfinite(value)
-    if ok:
-        ok = (value > low if low_open else value >= low) and \
-             (value < high if high_open else value <= high)
-    if not ok:
-        lo = "(" if low_open else "["
-        hi = ")" if high_open else "]"
-        raise ValueError(f"{arg} must be a number in {lo}{low}, {high}{hi}, got {value!r}")
-    return float(value)
+    """The reduction factor: a finite number >= 2 (a ``ValueError`` naming ``eta`` otherwise)."""
+    try:
+        return check_real(eta, "eta (the reduction factor)", 2.0)
+    except ValueError as e:
+        raise ValueError(f"{e}; the papers use eta=3") from None
 
 
 def check_curves(curves, mask):

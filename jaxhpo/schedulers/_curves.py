@@ -54,7 +54,8 @@ import jax.numpy as jnp
 import numpy as np
 from flax import struct
 
-from jaxhpo.schedulers._common import CONTINUE, STOP, check_curves, check_fraction, check_int
+from jaxhpo._validate import check_int, check_real
+from jaxhpo.schedulers._common import CONTINUE, STOP, check_curves
 
 _BOX = 12.0  # nonlinear parameters are clipped to [-_BOX, _BOX] (they enter through exp)
 
@@ -371,7 +372,8 @@ def curve_extrapolation_stopping(curves: jax.Array, mask: jax.Array, best,
       whose latest report is NaN/inf is stopped, one with too few points or no usable family
       continues (``prob_better`` NaN).
     """
-    threshold = check_fraction(threshold, "threshold", 0.0, 1.0, high_open=True)
+    threshold = check_real(threshold, "threshold", 0.0, 1.0, low_open=True,
+                           high_open=True)
     min_points = check_int(min_points, "min_points", 2)
     mask = jnp.asarray(mask, bool)
     curves = jnp.asarray(curves, jnp.float32)

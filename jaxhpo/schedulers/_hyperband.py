@@ -22,14 +22,14 @@ References:
 from __future__ import annotations
 
 import math
-import numbers
 from fractions import Fraction
 from typing import NamedTuple
 
 import jax
 import jax.numpy as jnp
 
-from jaxhpo.schedulers._common import PROMOTE, STOP, check_eta, check_int, rank_ascending
+from jaxhpo._validate import check_int, check_real
+from jaxhpo.schedulers._common import PROMOTE, STOP, check_eta, rank_ascending
 
 
 class Rung(NamedTuple):
@@ -48,9 +48,10 @@ class Bracket(NamedTuple):
 
 def _exact(value, arg):
     """A Fraction for exact floor/ceil (ints, and floats taken at their exact binary value)."""
-    if isinstance(value, bool) or not isinstance(value, numbers.Real) or not math.isfinite(value):
-        raise ValueError(f"{arg} must be a finite number, got {value!r}")
-    return Fraction(value)
+    if isinstance(value, jax.Array):
+        raise TypeError(f"{arg} must be a Python number (it sets the brackets' static shapes), "
+                        f"got a JAX array {value!r}")
+    return Fraction(check_real(value, arg))
 
 
 def _plain(q: Fraction):

@@ -21,8 +21,8 @@ from __future__ import annotations
 import jax
 import jax.numpy as jnp
 
-from jaxhpo.schedulers._common import (CONTINUE, STOP, check_curves, check_int,
-                                       worst_if_nonfinite)
+from jaxhpo._validate import check_int
+from jaxhpo.schedulers._common import CONTINUE, STOP, check_curves, worst_if_nonfinite
 
 
 

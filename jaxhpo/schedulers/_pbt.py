@@ -31,7 +31,8 @@ from flax import struct
 
 from jaxhpo._space import FLOAT, INT
 from jaxhpo._strategy import check_space
-from jaxhpo.schedulers._common import check_fraction, check_int, rank_ascending
+from jaxhpo._validate import check_int, check_real
+from jaxhpo.schedulers._common import rank_ascending
 
 
 def pbt_exploit(key: jax.Array, fitness: jax.Array, active: jax.Array | None = None, *,
@@ -51,7 +52,7 @@ def pbt_exploit(key: jax.Array, fitness: jax.Array, active: jax.Array | None = N
       exploit, so ``pop.gather(state, src)`` applies every copy at once) and ``exploit: bool[P]``.
       Diverged active members always exploit.
     """
-    fraction = check_fraction(fraction, "fraction", 0.0, 0.5)
+    fraction = check_real(fraction, "fraction", 0.0, 0.5, low_open=True)
     fitness = jnp.asarray(fitness, jnp.float32)
     if fitness.ndim != 1:
         raise ValueError(f"fitness must be f32[P], got shape {fitness.shape}")
@@ -118,10 +119,10 @@ def pbt_perturb(key: jax.Array, x: jax.Array, space, *, factors=(0.8, 1.2),
     x = jnp.asarray(x, jnp.float32)
     if x.ndim != 2 or x.shape[1] != d:
         raise ValueError(f"x must be f32[P, {d}], got shape {x.shape}")
-    resample_prob = check_fraction(resample_prob, "resample_prob", 0.0, 1.0, low_open=False)
-    if len(factors) != 2 or not all(isinstance(f, (int, float)) and f > 0 for f in factors):
+    resample_prob = check_real(resample_prob, "resample_prob", 0.0, 1.0)
+    if not isinstance(factors, (tuple, list)) or len(factors) != 2:
         raise ValueError(f"factors must be two positive numbers (down, up), got {factors!r}")
-    down, up = float(factors[0]), float(factors[1])
+    down, up = (check_real(f, "factors", 0.0, low_open=True) for f in factors)
     c = _coords(space)
     k_dir, k_res, k_new = jax.random.split(key, 3)
     is_up = jax.random.bernoulli(k_dir, 0.5, x.shape)

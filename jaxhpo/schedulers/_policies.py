@@ -14,9 +14,10 @@ Protocol (all steps are optimizer steps; values are minimized, NaN = diverged):
 * ``prepare(num_free)``: before a round's free slots ask for jobs (lets a scheduler batch).
 * ``next_job(key, new_id) -> Job | None``: work for one free slot (a new trial it starts gets
   the id ``new_id``); ``None`` when there is none now.
-* ``report(trials, steps, values, xs) -> list[action]``: one entry per running trial after a
-  round, each one of :data:`CONTINUE`, :data:`STOP` (early-stopped), :data:`PAUSE` (rung done,
-  keep the weights for a possible promotion) or :data:`DONE` (trained to ``max_steps``).
+* ``report(trials, steps, values, xs) -> list[Decision]``: one entry per running trial after a
+  round, each one of ``Decision.CONTINUE``, ``STOP`` (early-stopped or diverged), ``PAUSE``
+  (rung done, keep the weights for a possible promotion) or ``DONE`` (trained to
+  ``max_steps``).
 * ``take_dropped() -> list[int]``: paused trials that will never resume (their weights can go).
 * ``propose(key, num_dims) -> f32[d] | None``: a configuration for a new trial, or ``None`` to
   take the search strategy's (BOHB proposes from its own densities).
@@ -25,7 +26,6 @@ Protocol (all steps are optimizer steps; values are minimized, NaN = diverged):
 from __future__ import annotations
 
 import math
-from typing import NamedTuple
 
 import jax
 import jax.numpy as jnp
@@ -33,21 +33,14 @@ import numpy as np
 
 from jaxhpo.schedulers._asha import asha_get_jobs, asha_init, asha_report, asha_stop_decision
 from jaxhpo.schedulers._bohb import bohb_init, bohb_model_data, bohb_observe
-from jaxhpo.schedulers._common import STOP, check_eta, check_fraction, check_int
+from jaxhpo._validate import check_int, check_real
+from jaxhpo.schedulers._common import CONTINUE, DONE, PAUSE, STOP, Decision, Job, check_eta
 from jaxhpo.schedulers._curves import curve_extrapolation_stopping
 from jaxhpo.schedulers._hyperband import hyperband_brackets, successive_halving_decision
 from jaxhpo.schedulers._median import median_stopping
 from jaxhpo.schedulers._pbt import pbt_exploit, pbt_perturb
 
-# Actions of ``report`` (the driver's vocabulary; CONTINUE/STOP match the rules' codes).
-CONTINUE, STOPPED, PAUSE, DONE = 0, 1, 4, 5
-
-
-class Job(NamedTuple):
-    """Work for one slot: a new trial (``trial = -1``) or a paused one, trained to ``target``."""
-
-    trial: int
-    target: int
+STOPPED = Decision.STOP  # removed once _tune.py moves to Decision
 
 
 def _check_steps(max_steps, min_steps=None):
@@ -91,17 +84,17 @@ class Scheduler:
         if self.started >= self.max_trials:
             return None
         self.started += 1
-        return Job(-1, self.max_steps)
+        return Job(-1, 0, self.max_steps)
 
     def next_job(self, key, new_id: int) -> Job | None:
         """Work for a free slot; a new trial started by it gets the id ``new_id``."""
         return self._new()
 
-    def report(self, trials, steps, values, xs) -> list[int]:
+    def report(self, trials, steps, values, xs) -> list[Decision]:
         # A diverged trial (NaN/inf) is frozen by the Trainer: stop it and free its slot.
         # PBT keeps it: the exploit step replaces it with a copy of a top member.
         return [DONE if s >= self.max_steps else
-                STOPPED if not (self.pbt or math.isfinite(v)) else CONTINUE
+                STOP if not (self.pbt or math.isfinite(v)) else CONTINUE
                 for s, v in zip(steps, values)]
 
     def prepare(self, num_free: int) -> None:
@@ -153,13 +146,14 @@ _median = jax.jit(median_stopping, static_argnames=("grace_period", "min_trials"
 
 
 def _check_bounds(bounds) -> tuple[float, float]:
-    ok = isinstance(bounds, (tuple, list)) and len(bounds) == 2 and all(
-        isinstance(b, (int, float)) and not isinstance(b, bool) and math.isfinite(b)
-        for b in bounds) and bounds[0] < bounds[1]
-    if not ok:
+    if not isinstance(bounds, (tuple, list)) or len(bounds) != 2:
         raise ValueError(f"bounds must be None or (low, high) with finite low < high, got "
                          f"{bounds!r}")
-    return float(bounds[0]), float(bounds[1])
+    low, high = (float(check_real(b, "bounds")) for b in bounds)
+    if not low < high:
+        raise ValueError(f"bounds must be None or (low, high) with finite low < high, got "
+                         f"{bounds!r}")
+    return low, high
 
 
 class MedianStopping(Scheduler):
@@ -193,7 +187,7 @@ class MedianStopping(Scheduler):
         active = np.zeros(self.buf.n, bool)
         active[trials] = True
         codes = self._decide(active)
-        return [DONE if s >= self.max_steps else STOPPED if codes[t] == STOP else CONTINUE
+        return [DONE if s >= self.max_steps else STOP if codes[t] == STOP else CONTINUE
                 for t, s in zip(trials, steps)]
 
 
@@ -218,7 +212,8 @@ class CurveStopping(MedianStopping):
     def __init__(self, max_steps: int, *, threshold: float = 0.05, min_points: int = 5,
                  bounds=None):
         Scheduler.__init__(self, max_steps)
-        self.threshold = check_fraction(threshold, "threshold", 0.0, 1.0, high_open=True)
+        self.threshold = check_real(threshold, "threshold", 0.0, 1.0, low_open=True,
+                                    high_open=True)
         self.min_points = check_int(min_points, "min_points", 2)
         self.bounds = None if bounds is None else _check_bounds(bounds)
         self.best = math.inf
@@ -315,14 +310,14 @@ class ASHA(Scheduler):
             return
         n = max(num_free, self.slots)  # one compiled size per run
         jobs, _ = _asha_jobs(self.state, num_jobs=n, eta=self.eta)
-        promote, trial, rung = (np.asarray(a)[:num_free] for a in jobs)
+        trial, rung = np.asarray(jobs.trial)[:num_free], np.asarray(jobs.rung)[:num_free]
         # Only the first num_free jobs are handed out: mark just their promotions.
         table = np.asarray(self.state.trial)
         promoted = np.array(self.state.promoted)
-        for p, t, k in zip(promote, trial, rung):
-            if p:
+        for t, k in zip(trial, rung):
+            if t >= 0:  # a promotion (Job.promote)
                 promoted[k - 1, int(np.flatnonzero(table[k - 1] == t)[0])] = True
-                self._queue.append(Job(int(t), self.rungs[int(k)]))
+                self._queue.append(Job(int(t), int(k), self.rungs[int(k)]))
         self.state = self.state.replace(promoted=jnp.asarray(promoted))
 
     def next_job(self, key, new_id):
@@ -330,11 +325,11 @@ class ASHA(Scheduler):
             return self._queue.pop(0)
         job = self._new()
         if job is not None and self.mode == "promotion":
-            job = Job(-1, self.rungs[0])
+            job = Job(-1, 0, self.rungs[0])
         return job
 
     def report(self, trials, steps, values, xs):
-        out = [STOPPED if not math.isfinite(v) else CONTINUE for v in values]
+        out = [STOP if not math.isfinite(v) else CONTINUE for v in values]
         at = [i for i, s in enumerate(steps) if s in self.rungs]
         if not at:
             return out
@@ -353,12 +348,12 @@ class ASHA(Scheduler):
             self.state, codes = _asha_stop_jit(self.state, ks, ts, vs, mask, eta=self.eta)
             codes = np.asarray(codes)
             for j, i in enumerate(at):
-                out[i] = DONE if ks[j] == top else STOPPED if codes[j] == STOP else CONTINUE
+                out[i] = DONE if ks[j] == top else STOP if codes[j] == STOP else CONTINUE
         else:
             self.state = _asha_report_jit(self.state, ks, ts, vs, mask)
             for j, i in enumerate(at):
                 out[i] = DONE if ks[j] == top else \
-                    STOPPED if not math.isfinite(values[i]) else PAUSE
+                    STOP if not math.isfinite(values[i]) else PAUSE
         return out
 
 
@@ -391,7 +386,9 @@ class HyperBand(Scheduler):
         super().start(max_trials, eval_every, space, slots)
         self.live: list[dict] = []
         self.opened = 0
-        self.where: dict[int, dict] = {}
+        # trial -> its bracket's id: ids, not the bracket dicts, so the state survives a JSON
+        # checkpoint (which would turn shared references into copies)
+        self.where: dict[int, int] = {}
 
     def _open(self):
         b = self.brackets[self.opened % len(self.brackets)]
@@ -399,8 +396,8 @@ class HyperBand(Scheduler):
         rungs = [(g.n, max(self.min_steps, int(round(g.r * self.min_steps)))) for g in b.rungs]
         rungs[-1] = (rungs[-1][0], self.max_steps)
         n0 = min(rungs[0][0], self.max_trials - self.started)
-        br = {"s": b.s, "rungs": rungs, "i": 0, "to_start": n0, "queue": [], "members": [],
-              "results": {}}
+        br = {"id": self.opened - 1, "s": b.s, "rungs": rungs, "i": 0, "to_start": n0,
+              "queue": [], "members": [], "results": {}}
         self.live.append(br)
         return br
 
@@ -408,22 +405,29 @@ class HyperBand(Scheduler):
         for br in self.live:
             steps = br["rungs"][br["i"]][1]
             if br["queue"]:
-                return Job(br["queue"].pop(0), steps)
+                return Job(br["queue"].pop(0), br["i"], steps)
             if br["i"] == 0 and br["to_start"] > 0:
                 br["to_start"] -= 1
                 br["members"].append(new_id)
-                self.where[new_id] = br
+                self.where[new_id] = br["id"]
                 self.started += 1
-                return Job(-1, steps)
+                return Job(-1, 0, steps)
         if self.started < self.max_trials:
             self._open()
             return self.next_job(key, new_id)
         return None
 
+    def _bracket(self, trial: int) -> dict:
+        """The live bracket of ``trial``."""
+        return next(br for br in self.live if br["id"] == self.where[trial])
+
+    def _close(self, br) -> None:
+        self.live = [b for b in self.live if b["id"] != br["id"]]
+
     def _rung_done(self, br):
         i, members = br["i"], br["members"]
         if i == len(br["rungs"]) - 1:
-            self.live.remove(br)
+            self._close(br)
             return
         vals = np.array([br["results"][t] for t in members], np.float32)
         keep = min(br["rungs"][i + 1][0], len(members))
@@ -436,12 +440,12 @@ class HyperBand(Scheduler):
         self._dropped += [t for t, c in zip(members, codes) if c == STOP]
         br.update(i=i + 1, queue=list(up), members=list(up), results={})
         if not up:
-            self.live.remove(br)
+            self._close(br)
 
     def report(self, trials, steps, values, xs):
         out = []
         for t, s, v in zip(trials, steps, values):
-            br = self.where[t]
+            br = self._bracket(t)
             if s < br["rungs"][br["i"]][1]:
                 out.append(CONTINUE)
                 continue
@@ -465,11 +469,10 @@ class BOHB(HyperBand):
                  top_fraction: float = 0.15, random_fraction: float = 1 / 3,
                  bandwidth_factor: float = 3.0, num_candidates: int = 64):
         super().__init__(min_steps, max_steps, eta=eta)
-        self.top_fraction = check_fraction(top_fraction, "top_fraction", 0.0, 0.5)
-        self.random_fraction = check_fraction(random_fraction, "random_fraction", 0.0, 1.0,
-                                              low_open=False)
-        self.bandwidth_factor = check_fraction(bandwidth_factor, "bandwidth_factor", 0.0,
-                                               math.inf)
+        self.top_fraction = check_real(top_fraction, "top_fraction", 0.0, 0.5, low_open=True)
+        self.random_fraction = check_real(random_fraction, "random_fraction", 0.0, 1.0)
+        self.bandwidth_factor = check_real(bandwidth_factor, "bandwidth_factor", 0.0,
+                                           low_open=True)
         self.num_candidates = check_int(num_candidates, "num_candidates", 1)
 
     def start(self, max_trials, eval_every, space, slots=1):
@@ -484,7 +487,8 @@ class BOHB(HyperBand):
 
     def report(self, trials, steps, values, xs):
         for t, s, v, x in zip(trials, steps, values, xs):
-            if s in self.budgets and s == self.where[t]["rungs"][self.where[t]["i"]][1]:
+            br = self._bracket(t)
+            if s in self.budgets and s == br["rungs"][br["i"]][1]:
                 b = self.budgets.index(s)
                 if int(self.obs.count[b]) >= self.obs.value.shape[1]:
                     self.obs = _grow(self.obs, 1, {"x": 0.0, "value": np.inf})
@@ -540,9 +544,8 @@ class PBT(Scheduler):
                  resample_prob: float = 0.25):
         super().__init__(max_steps)
         self.interval = check_int(interval, "interval", 1)
-        self.fraction = check_fraction(fraction, "fraction", 0.0, 0.5)
-        self.resample_prob = check_fraction(resample_prob, "resample_prob", 0.0, 1.0,
-                                            low_open=False)
+        self.fraction = check_real(fraction, "fraction", 0.0, 0.5, low_open=True)
+        self.resample_prob = check_real(resample_prob, "resample_prob", 0.0, 1.0)
 
     def default_eval_every(self):
         return self.interval
