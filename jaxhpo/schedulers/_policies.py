@@ -40,8 +40,6 @@ from jaxhpo.schedulers._hyperband import hyperband_brackets, successive_halving_
 from jaxhpo.schedulers._median import median_stopping
 from jaxhpo.schedulers._pbt import pbt_exploit, pbt_perturb
 
-STOPPED = Decision.STOP  # removed once _tune.py moves to Decision
-
 
 def _check_steps(max_steps, min_steps=None):
     max_steps = check_int(max_steps, "max_steps", 1)
