@@ -21,6 +21,7 @@ import jax.numpy as jnp
 import numpy as np
 
 from jaxhpo._space import Float, Space
+from jaxhpo._validate import check_int
 
 
 class TestFunction(NamedTuple):
@@ -76,11 +77,10 @@ def _box(d: int, low: float, high: float) -> Space:
 
 
 def _check_d(d, minimum: int = 1) -> int:
-    if isinstance(d, bool) or not isinstance(d, (int, np.integer)):
-        raise TypeError(f"d must be an int, got {d!r}")
+    d = check_int(d, "d")  # TypeError for a non-int
     if d < minimum:
         raise ValueError(f"d must be >= {minimum}, got {d}")
-    return int(d)
+    return d
 
 
 def branin() -> TestFunction:

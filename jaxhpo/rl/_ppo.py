@@ -17,13 +17,13 @@ over the episode. Minibatches always split the leading axis.
 from __future__ import annotations
 
 import dataclasses
-import math
-import numbers
 from typing import Any, Callable, NamedTuple
 
 import jax
 import jax.numpy as jnp
 import optax
+
+from jaxhpo._validate import check_int, check_real
 
 
 @dataclasses.dataclass(frozen=True)
@@ -61,20 +61,13 @@ class PPOConfig:
 
     def __post_init__(self):
         for name in ("num_epochs", "num_minibatches"):
-            v = getattr(self, name)
-            if isinstance(v, bool) or not isinstance(v, int) or v < 1:
-                raise ValueError(f"PPOConfig.{name} must be a positive int, got {v!r}")
-        for name in ("learning_rate", "clip_eps", "max_grad_norm", "vf_coef", "ent_coef",
-                     "gamma", "gae_lambda"):
-            v = getattr(self, name)
-            if isinstance(v, bool) or not isinstance(v, numbers.Real) or not math.isfinite(v):
-                raise ValueError(f"PPOConfig.{name} must be a finite number, got {v!r}")
+            check_int(getattr(self, name), f"PPOConfig.{name}", 1)
         for name in ("learning_rate", "clip_eps", "max_grad_norm"):
-            if not getattr(self, name) > 0:
-                raise ValueError(f"PPOConfig.{name} must be > 0, got {getattr(self, name)!r}")
-        if not (0.0 <= self.gamma <= 1.0 and 0.0 <= self.gae_lambda <= 1.0):
-            raise ValueError(f"PPOConfig.gamma and gae_lambda must lie in [0, 1], got "
-                             f"{self.gamma!r}, {self.gae_lambda!r}")
+            check_real(getattr(self, name), f"PPOConfig.{name}", 0.0, low_open=True)
+        for name in ("vf_coef", "ent_coef"):
+            check_real(getattr(self, name), f"PPOConfig.{name}")
+        for name in ("gamma", "gae_lambda"):
+            check_real(getattr(self, name), f"PPOConfig.{name}", 0.0, 1.0)
 
 
 class Batch(NamedTuple):

@@ -62,7 +62,7 @@ import jax.numpy as jnp
 import numpy as np
 from flax import struct
 
-from jaxhpo._strategy import Strategy, check_real, sanitize_fitness
+from jaxhpo._strategy import Strategy, check_int, check_real, sanitize_fitness
 from jaxhpo.strategies._cma_es import (
     CMAESState, CMAParams, check_cma_args, cma_params, cma_update, init_cma_state,
     sample_steps, update_best)
@@ -156,9 +156,7 @@ def cma_es_restarts(space, population_size: int | None = None, *, mode: str = "i
     d, lam0, m0 = check_cma_args(space, population_size, sigma0, mean0, penalty)
     if mode not in ("ipop", "bipop"):
         raise ValueError(f"mode must be 'ipop' or 'bipop', got {mode!r}")
-    if isinstance(max_doublings, bool) or not isinstance(max_doublings, int) or not (
-            0 <= max_doublings <= 16):
-        raise ValueError(f"max_doublings must be an int in [0, 16], got {max_doublings!r}")
+    max_doublings = check_int(max_doublings, "max_doublings", 0, 16)
     if max_restarts is not None and (isinstance(max_restarts, bool) or not isinstance(
             max_restarts, int) or max_restarts < 0):
         raise ValueError(f"max_restarts must be None or an int >= 0, got {max_restarts!r}")

@@ -32,6 +32,7 @@ import jax.numpy as jnp
 from flax import struct
 
 from jaxhpo._strategy import Strategy, check_population_size, check_space, sanitize_fitness
+from jaxhpo._validate import check_int, check_real
 from jaxhpo.strategies._parzen import (fit_parzen, log_pdf, log_pdf_marginal, parzen_spec,
                                        sample, snap)
 
@@ -132,12 +133,9 @@ def tpe(space, batch_size: int, *, n_startup_trials: int = 10, n_ei_candidates: 
     for name, v, lo in [("n_startup_trials", n_startup_trials, 0),
                         ("n_ei_candidates", n_ei_candidates, 1), ("gamma_max", gamma_max, 1),
                         ("capacity", capacity, 1)]:
-        if isinstance(v, bool) or not isinstance(v, int) or v < lo:
-            raise ValueError(f"{name} must be an int >= {lo}, got {v!r}")
-    if not (isinstance(gamma, (int, float)) and 0 < gamma <= 1):
-        raise ValueError(f"gamma must be a fraction in (0, 1], got {gamma!r}")
-    if not (isinstance(prior_weight, (int, float)) and prior_weight >= 0):
-        raise ValueError(f"prior_weight must be >= 0, got {prior_weight!r}")
+        check_int(v, name, lo)
+    check_real(gamma, "gamma", 0.0, 1.0, low_open=True)
+    check_real(prior_weight, "prior_weight", 0.0)
     if capacity < B + gamma_max:
         raise ValueError(f"capacity must be >= batch_size + gamma_max = {B + gamma_max}, got "
                          f"{capacity}; raise capacity")

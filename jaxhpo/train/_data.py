@@ -7,6 +7,8 @@ from typing import NamedTuple
 
 import numpy as np
 
+from jaxhpo._validate import check_int
+
 
 class Dataset(NamedTuple):
     """Train / validation / test arrays (numpy, moved to the device by the trainer).
@@ -165,8 +167,7 @@ def mnist1d(num_samples: int = 5000, *, train_split: float = 0.8, val_fraction: 
     References:
       S. Greydanus and D. Kobak, "Scaling Down Deep Learning with MNIST-1D", ICML 2024.
     """
-    if isinstance(num_samples, bool) or not isinstance(num_samples, int) or num_samples < 20:
-        raise ValueError(f"num_samples must be an int >= 20, got {num_samples!r}")
+    num_samples = check_int(num_samples, "num_samples", 20)
     if not 0.0 < train_split < 1.0:
         raise ValueError(f"train_split must be in (0, 1), got {train_split!r}")
     rng = np.random.RandomState(seed)

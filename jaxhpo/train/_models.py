@@ -25,6 +25,8 @@ import flax.linen as nn
 import jax
 import jax.numpy as jnp
 
+from jaxhpo._validate import check_int
+
 ACTIVATIONS: dict[str, Callable] = {
     "relu": jax.nn.relu, "tanh": jnp.tanh, "gelu": jax.nn.gelu, "silu": jax.nn.silu,
     "elu": jax.nn.elu, "sigmoid": jax.nn.sigmoid, "leaky_relu": jax.nn.leaky_relu,
@@ -107,9 +109,7 @@ def _check_activations(activations):
 
 
 def _check_size(v, arg):
-    if isinstance(v, bool) or not isinstance(v, int) or v < 1:
-        raise ValueError(f"{arg} must be a positive int, got {v!r}")
-    return v
+    return check_int(v, arg, 1)
 
 
 # --------------------------------------------------------------------------------- MLP
