@@ -218,7 +218,7 @@ class _Resumed:
     state: Any = None
 
 
-def _restore(contents, strategy, template, pop, path) -> _Resumed:
+def _restore(contents, strategy, template, pop, path, offset=0) -> _Resumed:
     done = {}
     for r in contents.of_type("trial"):
         t = Trial.from_record(r)
@@ -235,7 +235,7 @@ def _restore(contents, strategy, template, pop, path) -> _Resumed:
         missing = [(gg, i) for gg in range(g + 1) for i in range(pop) if (gg, i) not in done]
         if not missing:
             out.start, out.state = g + 1, decode_state(
-                states[g]["leaves"], _run.reserve(strategy, template, g + 1))
+                states[g]["leaves"], _run.reserve(strategy, template, offset + g + 1))
             break
         dropped.append(g)
     if dropped:
@@ -256,7 +256,8 @@ def minimize(objective: Callable, space: Space, strategy: Strategy, *,
              resume: bool = False, progress: bool | str = True,
              max_failures: int | None = None,
              executor: cf.Executor | None = None, callbacks=None,
-             time_budget: float | None = None) -> Result:
+             time_budget: float | None = None, initial_params=None,
+             warm_start=None) -> Result:
     """Optimize ``objective`` over ``space`` with ``strategy``, one population per generation.
 
     Args:
@@ -290,6 +291,12 @@ def minimize(objective: Callable, space: Space, strategy: Strategy, *,
         :class:`jaxhpo.RunEvent` (the generation's trials and the history so far); a callback
         that raises :class:`jaxhpo.StopRun` ends the run cleanly after that generation.
       time_budget: seconds after which no new generation starts (at least one runs).
+      initial_params: configurations to evaluate first (a list of dicts; a missing parameter
+        takes its ``default=``): they replace the first proposals, and the strategy is told
+        them like any other trial.
+      warm_start: earlier trials on the same space (a ``History``, a result, or a journal path)
+        told to the strategy before the first ``ask``: model-based strategies learn from all of
+        them, evolution strategies start from the best population.
 
     Returns:
       A :class:`Result` with ``best_params``, ``best_value``, ``best_trials`` and ``history``.
@@ -331,18 +338,22 @@ def minimize(objective: Callable, space: Space, strategy: Strategy, *,
     _run.check_progress(progress)
 
     pop = strategy.population_size
+    init_x = _run.initial_points(space, initial_params)
+    seed_x, seed_f = _run.warm_start_data(space, warm_start, tg)
+    offset = _run.seed_chunks(strategy, len(seed_x))  # populations told before generation 0
     k_init, k_run = _run.run_keys(key)
-    state = strategy.init(k_init)
+    state = _run.seed(strategy, strategy.init(k_init), seed_x, seed_f)
     ask, tell = jax.jit(strategy.ask), jax.jit(strategy.tell)
     evaluate = None
     if kind == "jax":
         evaluate = _JaxEvaluator(objective, space, pop, tg)
         tg = evaluate.targets
-    head = _run.header("minimize", space, strategy, kind, metric, tg, key)
+    head = _run.header("minimize", space, strategy, kind, metric, tg, key,
+                       initial_params=init_x, warm_start=_run.digest(seed_x, seed_f))
     jr, contents = _run.open_journal(journal, check_bool(resume, "resume"), head)
     res = _Resumed({})
     if contents is not None:
-        res = _restore(contents, strategy, state, pop, jr.path)
+        res = _restore(contents, strategy, state, pop, jr.path, offset)
         state = res.state
         held = max([g for g, _ in res.done] + [res.start - 1]) + 1
         if held > num_generations:
@@ -374,6 +385,11 @@ def minimize(objective: Callable, space: Space, strategy: Strategy, *,
             if x_np.shape != (pop, space.dim):
                 raise ValueError(f"strategy.ask returned shape {x_np.shape}, expected "
                                  f"{(pop, space.dim)}")
+            given = init_x[g * pop:(g + 1) * pop]  # initial_params replace the first proposals
+            if len(given):
+                x_np = x_np.copy()
+                x_np[:len(given)] = given
+                x = jnp.asarray(x_np)
             for (gg, i), t in done.items():
                 if gg == g and not np.allclose(t.x, x_np[i], atol=1e-6):
                     raise ValueError(
@@ -402,7 +418,7 @@ def minimize(objective: Callable, space: Space, strategy: Strategy, *,
             else:
                 values = np.array([t.values if t.status == OK else
                                    [np.nan] * len(tg.directions) for t in trials], np.float64)
-            state = _run.reserve(strategy, state, g + 1)
+            state = _run.reserve(strategy, state, offset + g + 1)
             state = tell(state, x, jnp.asarray(tg.fitness(values)))
             if jr is not None:  # JAX trials and the state in one append
                 jr.write(*[t.to_record() | {"type": "trial"} for t in

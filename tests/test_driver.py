@@ -293,3 +293,29 @@ def test_time_budget_ends_minimize_after_the_generation_that_crosses_it():
     assert res.stopped_by == "time_budget"
     # 0.1 s a generation (plus the first one's compilation): at most 6 fit in 0.25 s + one
     assert 1 <= len(res.history) // 2 <= 6
+
+
+def test_initial_params_are_evaluated_first_and_warm_start_seeds_the_strategy():
+    """Given configurations are trials 0..k-1 (partial dicts filled from defaults); a TPE
+    seeded with earlier trials has them in its buffer before the first ask (truth: the count)
+    and proposes a different first generation than an unseeded one."""
+    space = Space({"x": Float(0.0, 1.0, default=0.25), "n": Int(1, 9),
+                   "c": Categorical(["a", "b"], default="b")})
+    f = lambda p: (p["x"] - 0.3) ** 2 + p["n"] / 10 + (p["c"] == "a")
+    res = jaxhpo.minimize(f, space, random_search(space, 4), num_generations=2,
+                          initial_params=[{"x": 0.5, "n": 3, "c": "a"}, {"n": 7}] * 3,
+                          progress=False)
+    assert [t.params for t in res.history][:6] == [
+        {"x": 0.5, "n": 3, "c": "a"}, {"x": 0.25, "n": 7, "c": "b"}] * 3
+    with pytest.raises(ValueError, match=r"initial_params\[1\].*'n'"):
+        jaxhpo.minimize(f, space, random_search(space, 4), num_generations=1,
+                        initial_params=[{"n": 2}, {"x": 0.1}], progress=False)
+    earlier = jaxhpo.minimize(f, space, random_search(space, 10), num_generations=3, key=9,
+                              progress=False)
+    tpe = jaxhpo.strategies.tpe(space, 4, n_startup_trials=10)
+    seeded = jaxhpo.minimize(f, space, tpe, num_generations=1, key=0, warm_start=earlier,
+                             progress=False)
+    plain = jaxhpo.minimize(f, space, tpe, num_generations=1, key=0, progress=False)
+    # 30 trials in populations of 4: 8 tells, the last padded with 2 copies of the best
+    assert int(seeded.state.count) == 32 + 4 and int(plain.state.count) == 4
+    assert seeded.history[0].x != plain.history[0].x
