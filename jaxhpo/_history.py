@@ -166,6 +166,22 @@ class History:
         """``f32[n_trials, d]`` unit-cube points of all trials."""
         return np.array([t.x for t in self.trials], np.float32)
 
+    # ----------------------------------------------------------------- Optuna
+    def to_optuna(self, study, space, *, study_name: str | None = None, curves=None):
+        """Write every trial into an Optuna study (an ``optuna.Study`` or a storage URL such as
+        ``"sqlite:///run.db"``), so ``optuna-dashboard`` and ``optuna.visualization`` show the
+        run; see :mod:`jaxhpo._optuna` for the mapping. Returns the study."""
+        from jaxhpo._optuna import to_optuna
+
+        return to_optuna(self, space, study, study_name=study_name, curves=curves)
+
+    @classmethod
+    def from_optuna(cls, study, space) -> "History":
+        """An Optuna study's finished trials on ``space`` (e.g. ``warm_start=`` of a run)."""
+        from jaxhpo._optuna import from_optuna
+
+        return from_optuna(study, space)
+
     # ----------------------------------------------------------------- export
     def to_records(self) -> list[dict]:
         return [t.to_record() for t in self.trials]
