@@ -162,6 +162,16 @@ def _choice_problem(c) -> str | None:
     return f"{type(c).__name__} objects cannot be written to the run's JSON journal"
 
 
+def _eq(a, b) -> bool:
+    """``a == b`` as a bool (NumPy scalars compared with tuples give arrays, not bools)."""
+    if a is b:
+        return True
+    try:
+        return bool(a == b)
+    except (TypeError, ValueError):
+        return False
+
+
 def _encode_choice(c):
     """A choice -> JSON-native data (tagged for what JSON cannot hold faithfully)."""
     if isinstance(c, np.generic):
@@ -411,7 +421,7 @@ class Categorical(_Param):
         if not unique:
             raise ValueError(f"Categorical choices must be distinct, got {choices!r}")
         object.__setattr__(self, "choices", choices)
-        if self.default is not None and self.default not in choices:
+        if self.default is not None and not any(_eq(c, self.default) for c in choices):
             raise ValueError(f"Categorical default {self.default!r} is not one of {choices!r}")
         self._finish()
 
@@ -420,10 +430,7 @@ class Categorical(_Param):
             if c is value:
                 return i
         for i, c in enumerate(self.choices):
-            if type(c) is type(value) and c == value:
-                return i
-        for i, c in enumerate(self.choices):
-            if c == value:
+            if _eq(c, value):
                 return i
         raise ValueError(f"{value!r} is not one of the choices {self.choices!r}")
 
@@ -474,7 +481,7 @@ class _Group:
             self.hi = np.array([_f32_down(v) for v in hi64], np.float32)
         else:  # exact in float32: ints and counts up to 2**24
             self.lo, self.hi = lo64.astype(np.float32), hi64.astype(np.float32)
-        self.low_i = lo64.astype(np.int32)  # int bounds (ints only)
+        self.low_i = lo64.astype(np.int32) if kind == _ILIN else None
 
     def decode_jax(self, u):
         """``u: f32[..., g]`` in [0, 1] -> f32/i32[..., g], exactly as documented."""
@@ -494,7 +501,8 @@ class _Group:
         the same float32 arithmetic as JAX (so both sides agree exactly)."""
         if self.kind in (_FLIN, _FLOG):
             s = self.a64 + u32.astype(np.float64) * self.b64
-            return np.clip(np.exp(s) if self.kind == _FLOG else s, self.lo64, self.hi64)
+            v = np.clip(np.exp(s) if self.kind == _FLOG else s, self.lo64, self.hi64)
+            return np.where(u32 >= 1, self.hi64, np.where(u32 <= 0, self.lo64, v))  # exact ends
         if self.kind == _ILOG:
             t = np.floor(np.exp(self.a64 + u32.astype(np.float64) * self.b64) + 0.5)
             return np.clip(t, self.lo64, self.hi64).astype(np.int64)
@@ -614,7 +622,7 @@ class Space:
                         f"parameter {name!r}: condition parent {parent!r} must be Categorical"
                     )
                 for v in values:
-                    if v not in pp.choices:
+                    if not any(_eq(c, v) for c in pp.choices):
                         raise ValueError(
                             f"parameter {name!r}: condition value {v!r} is not a choice of "
                             f"{parent!r} {pp.choices!r}"
@@ -644,7 +652,6 @@ class Space:
             ps.append(p)
         self._groups = {k: _Group(k, idx, ps) for k, (idx, ps) in sorted(members.items())}
         self._cond = _Conditions(self) if self.is_conditional.any() else None
-        self._decode_jit = None
         # Neutral values: the default, else the centre of the coordinate (first choice).
         center = self._decode_np(np.full((1, self.dim), 0.5, np.float32))
         self._neutral: list = [None] * self.dim
@@ -830,9 +837,7 @@ class Space:
         self._check_x(x, "Space.decode")
         if isinstance(x, jax.core.Tracer):
             return self._split(self._decode_where(x), traced=True)
-        if self._decode_jit is None:
-            self._decode_jit = jax.jit(self._decode_where)
-        return self._split(self._decode_jit(x), traced=False)
+        return self._split(self._decode_where(x), traced=False)
 
     def active(self, x: jax.Array) -> HParams:
         """``{name: bool[...]}``: which parameters are active at each cube point (JAX)."""
