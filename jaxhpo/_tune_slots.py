@@ -16,7 +16,6 @@ document in the journal encoding (:mod:`jaxhpo._journal`).
 
 from __future__ import annotations
 
-import dataclasses
 import math
 import time
 from dataclasses import dataclass, field
@@ -31,6 +30,7 @@ from jaxhpo._journal import decode, decode_state, encode, encode_state
 from jaxhpo._proposer import Proposer
 from jaxhpo._run import make_trial
 from jaxhpo.schedulers import Decision
+from jaxhpo.train import Member
 
 
 @dataclass
@@ -78,10 +78,17 @@ class SlotEngine:
         self.pbt_rounds: list[PBTRound] = []
         self.pbt_x0 = None
         self.t_start = time.time()
-        # Members are created by ``replace`` when their slot is first filled; the initial
-        # state only fixes shapes (zeros), which saves compiling ``init``.
-        shapes = jax.eval_shape(self.pop.init, self.k_pop, space.decode(jnp.asarray(self.x)))
-        self.state = self.pop.place(jax.tree.map(_zeros, shapes))
+        self.state = self._blank()
+
+    def _blank(self):
+        """A population state to fill: members are created by ``replace`` when their slot is
+        first filled, so without static groups zeros of the right shapes do (no ``init``
+        compilation); grouped states (static hyperparameters) come from ``init``."""
+        hp = self.space.decode(jnp.asarray(self.x))
+        if getattr(self.pop, "grouped", False):
+            return self.pop.init(self.k_pop, hp)
+        shapes = jax.eval_shape(self.pop.init, self.k_pop, hp)
+        return self.pop.place(jax.tree.map(_zeros, shapes))
 
     # ------------------------------------------------------------------ one round
     def _fill(self, key):
@@ -195,6 +202,11 @@ class SlotEngine:
         if self.pbt_x0 is None:
             self.pbt_x0 = self.x.copy()
         src, exploit, new_x = sched.exploit(key, self.sign * measured, self.x, self.space)
+        static = np.asarray(getattr(self.space, "is_static", np.zeros(self.space.dim, bool)))
+        if static.any():  # explore moves traced values only: a copy stays in its source's group
+            new_x = np.array(new_x, np.float32)
+            new_x[:, static] = np.where(np.asarray(exploit)[:, None],
+                                        self.x[np.asarray(src)][:, static], new_x[:, static])
         if exploit.any():
             self.state = self.pop.gather(self.state, src)
             for i in np.flatnonzero(exploit):
@@ -219,13 +231,15 @@ class SlotEngine:
               "pbt_x0")
 
     def to_record(self) -> dict:
-        """The run state as one JSON-able document (the journal encoding)."""
+        """The run state as one JSON-able document (the journal encoding). Members go through
+        ``Population.take`` (host copies, with their static values), so grouped and plain
+        populations checkpoint alike."""
+        members = self.pop.take(self.state, list(range(self.size)))
         return {"engine": encode({k: getattr(self, k) for k in self._SAVED}),
-                "scheduler": encode({k: v for k, v in vars(self.scheduler).items()}),
+                "scheduler": encode(vars(self.scheduler)),
                 "proposer": self.proposer.to_record(),
-                "state": encode_state(self.state),
-                "parked": {str(t): {"static": encode(m.static), "state": encode_state(m.state)}
-                           for t, m in self.parked.items()},
+                "members": [_member_record(m) for m in members],
+                "parked": {str(t): _member_record(m) for t, m in self.parked.items()},
                 "elapsed": time.time() - self.t_start}
 
     def load(self, rec: dict) -> None:
@@ -234,14 +248,37 @@ class SlotEngine:
         self.trials = {int(t): info for t, info in self.trials.items()}
         self.scheduler.__dict__.update(decode(rec["scheduler"]))
         self.proposer.load(rec["proposer"])
-        self.state = self.pop.place(decode_state(rec["state"], self.state))
-        if rec["parked"]:
-            template = self.pop.take(self.state, [0])[0].state  # a member's structure
-            self.parked = {int(t): dataclasses.replace(
-                self.pop.take(self.state, [0])[0], static=decode(m["static"]),
-                state=jax.device_get(decode_state(m["state"], template)))
-                for t, m in rec["parked"].items()}
+        members = [(decode(m["static"]), m["state"], self.x[i])
+                   for i, m in enumerate(rec["members"])]
+        parked = {int(t): (decode(m["static"]), m["state"], self.trials[int(t)].x)
+                  for t, m in rec["parked"].items()}
+        templates = self._templates({st: x for st, _, x in members + list(parked.values())})
+
+        def member(st, leaves):
+            return Member(jax.device_get(decode_state(leaves, templates[st])), static=st)
+
+        self.state = self.pop.put(self._blank(), {i: member(st, leaves) for i, (st, leaves, _)
+                                                  in enumerate(members)})
+        self.parked = {t: member(st, leaves) for t, (st, leaves, _) in parked.items()}
         self.t_start = time.time() - rec["elapsed"]
+
+    def _templates(self, rows: dict) -> dict:
+        """``{static values: a member state of that group}`` (the pytree structure to decode
+        into), from members initialized at the given cube rows ``{static values: x}``."""
+        out, pending = {}, list(rows.items())
+        while pending:
+            batch, pending = pending[:self.size], pending[self.size:]
+            x = np.repeat(np.asarray(batch[0][1], np.float32)[None], self.size, 0)
+            for i, (_, row) in enumerate(batch):
+                x[i] = row
+            state = self.pop.init(self.k_pop, self.space.decode(jnp.asarray(x)))
+            for (st, _), m in zip(batch, self.pop.take(state, list(range(len(batch))))):
+                out[st] = m.state
+        return out
+
+
+def _member_record(m) -> dict:
+    return {"static": encode(tuple(m.static)), "state": encode_state(m.state)}
 
 
 def _zeros(s):
