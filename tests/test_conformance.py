@@ -8,6 +8,7 @@ with a known optimum.
 
 import functools
 
+import chex
 import jax
 import jax.numpy as jnp
 import numpy as np
@@ -76,25 +77,16 @@ def test_ask_shape_dtype_bounds(name):
 
 @pytest.mark.parametrize("name", NAMES)
 def test_no_retrace_across_generations(name):
+    """Six generations of jitted ask/tell trace each once (``chex.assert_max_traces``)."""
     space = mixed_space()
     s = REGISTRY[name].make(space, POP)
-    traces = {"ask": 0, "tell": 0}
-
-    # wraps: the jitted programs keep the names "ask"/"tell", so they equal (and are served
-    # from the compilation cache as) the programs of test_ask_shape_dtype_bounds
-    @functools.wraps(s.ask)
-    def counted_ask(key, state):
-        traces["ask"] += 1
-        return s.ask(key, state)
-
-    @functools.wraps(s.tell)
-    def counted_tell(state, x, f):
-        traces["tell"] += 1
-        return s.tell(state, x, f)
-
-    run(s._replace(ask=counted_ask, tell=counted_tell), jax.random.key(1), 6,
+    chex.clear_trace_counter()  # strategies built by one factory share chex's trace counter
+    # chex wraps with functools.wraps: the jitted programs keep the names "ask"/"tell", so
+    # they equal (and are served from the compilation cache as) those of
+    # test_ask_shape_dtype_bounds
+    run(s._replace(ask=chex.assert_max_traces(s.ask, n=1),
+                   tell=chex.assert_max_traces(s.tell, n=1)), jax.random.key(1), 6,
         REGISTRY[name].num_objectives)
-    assert traces == {"ask": 1, "tell": 1}
 
 
 @pytest.mark.parametrize("name", NAMES)
@@ -146,22 +138,74 @@ def test_nan_inf_fitness_keeps_state_and_proposals_finite(name):
             assert bool(jnp.all(jnp.isfinite(leaf))), f"{name}: non-finite state leaf"
 
 
-@pytest.mark.parametrize("name", NAMES)
-def test_progress_on_known_optimum(name):
-    """Best of 20 generations x 16 on a 2-d sphere (optimum 0 at 0.3) gets within 1e-2.
-
-    A single uniform point has expected regret E|x - 0.3|^2 = 2 * (1/12 + 0.04) ~ 0.25; the
-    first generation's best is typically ~0.02. For two objectives the measure is the distance
-    of the closest proposal to the Pareto set (the segment from 0.3 to 0.7 on the diagonal).
-    """
-    m = REGISTRY[name].num_objectives
-    s = REGISTRY[name].make(SPACE_2D, POP)
-    xs, _ = run(s, jax.random.key(5), 20, m)
-    xs = np.asarray(xs).reshape(-1, 2)
+# Progress is measured against random search on the same budget (PROGRESS_GENS x POP proposals,
+# same function): a strategy's median best regret over PROGRESS_SEEDS must be at most
+# BEAT_RANDOM x random search's median over REFERENCE_SEEDS (random search costs nothing, so its
+# median is taken over many seeds and is stable: 7.9e-4 measured, 8.6e-4 by the closed form). A
+# uniform sampler meets the bound with probability ~0.03 (at least 3 of 5 runs below its own
+# 0.16-quantile); the adaptive strategies beat it by 20x or more.
+PROGRESS_GENS = 16
+PROGRESS_SEEDS = (5, 6, 7, 8, 9)
+REFERENCE_SEEDS = range(32)
+BEAT_RANDOM = 0.25
+# Registered strategies that do not beat random search by that much on this problem and budget
+# (median regret / random search's, measured). Strict ones: a strategy that starts to pass fails
+# the suite, so the list stays true.
+NOT_BETTER_THAN_RANDOM = {
+    "grid_search": ("enumerates its 32 x 32 grid in order: the first 256 points have x0 <= 0.23 "
+                    "(7x random search's regret); not adaptive", True),
+    "quasi_random": ("space-filling, not adaptive: its best point is about as close as random "
+                     "search's (0.8x)", True),
+    "ppo_agent": ("the registry's small agent does no better than random search on this 2-d "
+                  "problem (2x its regret)", True),
+    "simulated_annealing": ("with the default schedule it beats random search by 4x on some "
+                            "seeds only (0.17x on seeds 5-7, ~1x on six others)", False),
+}
+def best_regret(xs, m):
+    """Regret of the proposals ``xs: f32[gens, pop, 2]``. One objective: the best squared
+    distance to the optimum 0.3. Two: how far the last population is from the Pareto set (the
+    segment from 0.3 to 0.7 on the diagonal), the median distance of its members -- a
+    multi-objective search moves its whole population to the front."""
+    xs = np.asarray(xs)
     if m == 1:
-        best = np.min(np.sum((xs - 0.3) ** 2, axis=-1))
-        assert best <= 1e-2, best
-    else:
-        t = np.clip(xs.mean(axis=1), 0.3, 0.7)
-        dist = np.linalg.norm(xs - t[:, None], axis=1)
-        assert dist.min() <= 0.05
+        return float(np.min(np.sum((xs - 0.3) ** 2, axis=-1)))
+    last = xs[-1]
+    t = np.clip(last.mean(axis=1), 0.3, 0.7)
+    return float(np.median(np.linalg.norm(last - t[:, None], axis=1)))
+
+
+def progress(strategy, m, seeds, objectives=None):
+    """Median over ``seeds`` of the best regret (for ``m`` objectives) of PROGRESS_GENS
+    generations told ``objectives`` (default ``m``) objectives."""
+    return float(np.median([best_regret(run(strategy, jax.random.key(seed), PROGRESS_GENS,
+                                            objectives or m)[0], m) for seed in seeds]))
+
+
+@functools.lru_cache(maxsize=None)
+def random_search_reference(m):
+    """Random search's median best regret over REFERENCE_SEEDS (its proposals ignore fitness)."""
+    return progress(REGISTRY["random_search"].make(SPACE_2D, POP), m, REFERENCE_SEEDS,
+                    objectives=1)
+
+
+def test_random_search_reference_matches_the_closed_form():
+    """The reference itself: for n uniform points, P(best squared distance to 0.3 > r) =
+    (1 - pi r)^n, so its median is (1 - 2^(-1/n)) / pi."""
+    n = PROGRESS_GENS * POP
+    closed = (1 - 2 ** (-1 / n)) / np.pi
+    assert 0.6 * closed < random_search_reference(1) < 1.6 * closed, (
+        random_search_reference(1), closed)
+
+
+@pytest.mark.parametrize("name", [
+    pytest.param(n, marks=pytest.mark.xfail(reason=NOT_BETTER_THAN_RANDOM[n][0],
+                                            strict=NOT_BETTER_THAN_RANDOM[n][1]))
+    if n in NOT_BETTER_THAN_RANDOM else n for n in NAMES if n != "random_search"])
+def test_progress_beats_random_search(name):
+    """Median regret over 5 seeds x 16 generations x 16 on a 2-d sphere (optimum 0 at 0.3; for
+    two objectives: the last population's distance to the Pareto set) <= 1/4 of random
+    search's median on the same budget."""
+    m = REGISTRY[name].num_objectives
+    got = progress(REGISTRY[name].make(SPACE_2D, POP), m, PROGRESS_SEEDS)
+    reference = random_search_reference(m)
+    assert got <= BEAT_RANDOM * reference, (got, reference)
