@@ -207,6 +207,166 @@ def test_space_spec(data):
         raises_clearly(lambda: Space({"x": Float(0.0, 1.0)}, x=Int(0, 1)), "twice")
 
 
+# ---------------------------------------------------------------------------- numeric ranges
+# Generated tables: (case id, constructor, names one of which the message must contain). Add
+# rows (or generators) here; test_range_cases runs every row.
+F32_MAX = float(np.finfo(np.float32).max)
+F32_TINY = float(np.finfo(np.float32).tiny)
+UNREPRESENTABLE = [1e-39, -1e-39, 1e-45, 5e-324, 3.5e38, -3.5e38, 1e39, 1e50, -1e50, 1e308,
+                   -1e308, 1e-300, -1e-300, 1.1e-38, -5e-39, 1e-40, 4e38, -4e38, float(2**128)]
+INT_OUTSIDE = [2**31, 2**31 + 10, 2**32, 2**40, 2**63, 2**64, -2**31 - 1, -2**32, -2**40, -2**63]
+
+
+def _range_cases():
+    cases = []
+    for v in UNREPRESENTABLE:
+        if v < 1.0:
+            cases.append((f"float-low-{v!r}", lambda v=v: Float(v, 1.0), ("low",)))
+        if v > -1.0:
+            cases.append((f"float-high-{v!r}", lambda v=v: Float(-1.0, v), ("high",)))
+        if 0 < v < 1.0:
+            cases.append((f"log-low-{v!r}", lambda v=v: Float(v, 1.0, log=True), ("low",)))
+        if v > 1.0:
+            cases.append((f"log-high-{v!r}", lambda v=v: Float(1.0, v, log=True), ("high",)))
+    for a, b in [(-F32_MAX, F32_MAX), (-2e38, 2e38), (-1e38, 3e38), (-3e38, 1e38)]:
+        cases.append((f"span-{a:g}-{b:g}", lambda a=a, b=b: Float(a, b), ("span",)))
+    for v in [1.0, -1.0, 1e-20, 1e20, 8192.0, 3e38, -3e38, 1.5e-38]:
+        w = float(np.nextafter(v, np.inf))
+        cases.append((f"narrow-{v!r}", lambda v=v, w=w: Float(v, w), ("low", "high")))
+    for v in INT_OUTSIDE:
+        if v < 0:
+            cases.append((f"int-low-{v}", lambda v=v: Int(v, 0), ("low",)))
+        else:
+            cases.append((f"int-high-{v}", lambda v=v: Int(0, v), ("high",)))
+            cases.append((f"int-both-{v}", lambda v=v: Int(v, v + 10), ("low",)))
+    for lo, hi in [(0, 2**24), (-2**31, 2**31 - 1), (-2**23, 2**23), (1, 2**30)]:
+        cases.append((f"int-count-{lo}-{hi}", lambda lo=lo, hi=hi: Int(lo, hi), ("Int(low",)))
+    for hi in [2**24 + 1, 2**25, 2**31 - 1]:
+        cases.append((f"int-log-high-{hi}", lambda hi=hi: Int(1, hi, log=True), ("high",)))
+    for bad in [1, 0, "yes", None, 1.0, [], np.int64(1)]:
+        for cls, args in [(Float, (0.0, 1.0)), (Int, (0, 3)), (Categorical, (["a", "b"],))]:
+            cases.append((f"static-{cls.__name__}-{bad!r}",
+                          lambda cls=cls, args=args, bad=bad: cls(*args, static=bad),
+                          ("static",)))
+    for bad in [NAN, np.float32("nan"), object(), print, np.complex64(1), np.datetime64(1, "D"),
+                np.float64(NAN), ("a", object()), frozenset({object()}), (1, (2, NAN)),
+                np.array(1.0)[()].astype(np.longdouble), Float(0.0, 1.0)]:
+        cases.append((f"choice-{type(bad).__name__}-{len(cases)}",
+                      lambda bad=bad: Categorical(["ok", bad]), ("choice", "Categorical")))
+    return cases
+
+
+RANGE_CASES = _range_cases()
+
+
+@pytest.mark.parametrize("make,names", [(m, n) for _, m, n in RANGE_CASES],
+                         ids=[c[0] for c in RANGE_CASES])
+def test_range_cases(make, names):
+    raises_clearly(make, *names)
+
+
+def test_range_case_table_is_large():
+    assert len(RANGE_CASES) >= 100, len(RANGE_CASES)
+
+
+F32S = st.one_of(st.floats(width=32, allow_nan=False, allow_infinity=False),
+                 st.sampled_from([0.0, F32_TINY, -F32_TINY, F32_MAX, -F32_MAX, 1e-38, 1e38]),
+                 st.floats(allow_nan=False, allow_infinity=False))
+
+
+@budget(150)
+@given(st.data())
+def test_generated_float_ranges_construct_or_fail_clearly(data):
+    """Any pair of bounds either builds a Float whose values (at x = 0, 1, just below 1 and
+    random points) lie within the bounds and survive the JSON round trip, or fails clearly."""
+    lo, hi = sorted([data.draw(F32S), data.draw(F32S)])
+    log = data.draw(st.booleans())
+    try:
+        p = Float(lo, hi, log=log)
+    except (ValueError, TypeError):
+        raises_clearly(lambda: Float(lo, hi, log=log), "low", "high", "span")
+        return
+    _check_space(Space({"p": p}), data)
+
+
+@budget(100)
+@given(st.data())
+def test_generated_int_ranges_construct_or_fail_clearly(data):
+    lo, hi = sorted([data.draw(st.integers(-2**33, 2**33)), data.draw(st.integers(-2**33,
+                                                                                  2**33))])
+    if data.draw(st.booleans()):
+        hi = lo + data.draw(st.integers(0, 2**25))
+    log = data.draw(st.booleans())
+    try:
+        p = Int(lo, hi, log=log)
+    except (ValueError, TypeError):
+        raises_clearly(lambda: Int(lo, hi, log=log), "low", "high", "Int(low")
+        return
+    _check_space(Space({"p": p}), data)
+
+
+EDGE_U = np.array([0.0, 1.0, np.nextafter(np.float32(1), np.float32(0)), 1e-30, 0.5],
+                  np.float32)
+
+
+def _check_space(space, data):
+    import json
+
+    rnd = np.asarray(data.draw(st.lists(st.floats(0.0, 1.0, width=32), min_size=1,
+                                        max_size=4)), np.float32)
+    x = np.concatenate([EDGE_U, rnd])[:, None].repeat(space.dim, 1)
+    for row in space.to_params_list(x):
+        for name, p in space.items():
+            if not isinstance(p, Categorical) and name in row:
+                assert p.low <= row[name] <= p.high, (p, row)
+    back = Space.from_dict(json.loads(json.dumps(space.to_dict(), allow_nan=False)))
+    assert back == space
+
+
+@budget(60)
+@given(st.data())
+def test_generated_spaces_build_and_round_trip(data):
+    """Programmatically generated spaces (mixed kinds, conditions, static flags, odd choices)
+    build, decode in bounds on the Python side and survive the JSON round trip."""
+    n = data.draw(st.integers(1, 12))
+    params = {}
+    cats = []
+    for i in range(n):
+        kind = data.draw(st.sampled_from(["float", "log", "int", "logint", "cat"]))
+        cond = None
+        if cats and data.draw(st.booleans()):
+            parent, choices = data.draw(st.sampled_from(cats))
+            cond = {parent: [data.draw(st.sampled_from(choices))]}
+        static = data.draw(st.booleans())
+        if kind == "float":
+            p = Float(-1.0, data.draw(st.floats(1e-3, 1e30)), condition=cond, static=static)
+        elif kind == "log":
+            p = Float(1e-30, data.draw(st.floats(1.0, 1e30)), log=True, condition=cond,
+                      static=static)
+        elif kind == "int":
+            p = Int(-5, data.draw(st.integers(-5, 2**20)), condition=cond, static=static)
+        elif kind == "logint":
+            p = Int(1, data.draw(st.integers(1, 2**24)), log=True, condition=cond,
+                    static=static)
+        else:
+            pool = ["a", 1, 2.5, None, True, b"x", ("t", 1), frozenset({3}), np.int64(7),
+                    np.float32(0.25), float("inf"), np.str_("s")]
+            choices = data.draw(st.lists(st.sampled_from(pool), min_size=1, max_size=5,
+                                         unique_by=repr))
+            if len(set(choices)) != len(choices):
+                choices = ["a", "b"]
+            p = Categorical(choices, condition=cond, static=static)
+            cats.append((f"p{i}", choices))
+        params[f"p{i}"] = p
+    space = Space(params)
+    _check_space(space, data)
+    x = np.asarray(data.draw(st.lists(st.floats(0.0, 1.0, width=32), min_size=space.dim,
+                                      max_size=space.dim)), np.float32)
+    vals = space.static_values(x)
+    hash(vals)
+    assert len(vals) == len(space.static_names)
+
+
 # ---------------------------------------------------------------------------- strategies
 # Every factory behind the registry, with its size argument and its options.
 FACTORIES = {
