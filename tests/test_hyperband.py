@@ -108,3 +108,17 @@ def test_schedulers_reachable_lazily_from_jaxhpo():
     code = ("import sys, jaxhpo; assert 'jaxhpo.schedulers' not in sys.modules; "
             "assert jaxhpo.schedulers.hyperband_brackets(9, 3)[0].s == 2")
     subprocess.run([sys.executable, "-c", code], check=True)
+
+
+def test_one_decision_vocabulary():
+    """The rules' int32 codes are :class:`Decision` values (0..5), the exported names are its
+    members, and the old second vocabulary (STOPPED) is gone. Truth: of 3 trials eta=3 keeps
+    floor(3 / 3) = 1, the lowest metric."""
+    from jaxhpo import schedulers as S
+
+    assert [int(d) for d in S.Decision] == list(range(6))
+    assert (S.CONTINUE, S.STOP, S.PROMOTE, S.EXPLOIT, S.PAUSE, S.DONE) == tuple(S.Decision)
+    codes = jax.jit(successive_halving_decision)(jnp.array([3.0, 1.0, 2.0]))
+    assert [S.Decision(int(c)) for c in codes] == [S.STOP, S.PROMOTE, S.STOP]
+    assert S.DECISION_NAMES[S.PAUSE] == "pause"
+    assert not hasattr(S, "STOPPED") and not hasattr(S._policies, "STOPPED")
