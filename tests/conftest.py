@@ -50,10 +50,9 @@ def _test_requirements(path: str = _PYPROJECT) -> list[str]:
         return tomllib.load(f)["project"]["optional-dependencies"]["test"]
 
 
-def missing_test_requirements(requirements=None, do_import: bool = True) -> list[str]:
-    """One line per requirement of the ``test`` extra that is not installed, is too old, or
-    whose top-level module does not import."""
-    import importlib
+def _declared_modules(requirements=None) -> dict[str, str]:
+    """Top-level module -> requirement string, for the packages of the ``test`` extra (the
+    modules each installed distribution provides; its own name when it is not installed)."""
     import importlib.metadata as md
 
     from packaging.requirements import Requirement
@@ -62,10 +61,30 @@ def missing_test_requirements(requirements=None, do_import: bool = True) -> list
     for module, dists in md.packages_distributions().items():
         for d in dists:
             owners.setdefault(d.lower().replace("_", "-"), []).append(module)
-    out = []
+    out = {}
     for text in _test_requirements() if requirements is None else requirements:
+        name = Requirement(text).name.lower().replace("_", "-")
+        modules = [m for m in owners.get(name, []) if not m.startswith("_")]
+        own = name.replace("-", "_")
+        for m in [own] if own in modules or not modules else modules:
+            out[m] = text
+    return out
+
+
+def missing_test_requirements(requirements=None, do_import: bool = False) -> list[str]:
+    """One line per requirement of the ``test`` extra that is not installed, is too old, or
+    whose top-level module cannot be found (or, with ``do_import``, does not import)."""
+    import importlib
+    import importlib.metadata as md
+    import importlib.util
+
+    from packaging.requirements import Requirement
+
+    requirements = _test_requirements() if requirements is None else list(requirements)
+    modules = _declared_modules(requirements)
+    out = []
+    for text in requirements:
         req = Requirement(text)
-        name = req.name.lower().replace("_", "-")
         try:
             version = md.version(req.name)
         except md.PackageNotFoundError:
@@ -74,11 +93,12 @@ def missing_test_requirements(requirements=None, do_import: bool = True) -> list
         if req.specifier and not req.specifier.contains(version, prereleases=True):
             out.append(f"{text}: version {version} is installed")
             continue
-        modules = [m for m in owners.get(name, []) if not m.startswith("_")]
-        own = name.replace("-", "_")
-        for module in ([own] if own in modules else sorted(modules)) if do_import else []:
+        for module in sorted(m for m, t in modules.items() if t == text):
             try:
-                importlib.import_module(module)
+                if do_import:
+                    importlib.import_module(module)
+                elif importlib.util.find_spec(module) is None:
+                    raise ImportError("no such module")
             except Exception as e:  # noqa: BLE001 - any import failure is a broken install
                 out.append(f"{text}: import {module} fails: {type(e).__name__}: {e}")
     return out
@@ -86,10 +106,30 @@ def missing_test_requirements(requirements=None, do_import: bool = True) -> list
 
 def pytest_sessionstart(session):
     """Fail the run, before any test, when a dependency of the ``test`` extra is missing:
-    tests that need one must fail, never skip (``pytest.importorskip`` would hide it)."""
-    # The controller imports each package; pytest-xdist workers only check the metadata.
-    problems = missing_test_requirements(do_import="PYTEST_XDIST_WORKER" not in os.environ)
+    tests that need one must fail, never skip."""
+    problems = missing_test_requirements()
     if problems:
         raise pytest.UsageError(
             "the test suite needs every package of pyproject.toml's `test` extra:\n  "
             + "\n  ".join(problems) + "\ninstall them with: pip install -e '.[test]'")
+
+
+# ``pytest.importorskip`` of a declared test dependency imports it outright: an installed but
+# broken package (its import raises) fails the tests that need it instead of skipping them.
+# Importing every package at session start would cost seconds on every run.
+_importorskip = pytest.importorskip
+_DECLARED = None
+
+
+def _importorskip_declared(modname, *args, **kwargs):
+    global _DECLARED
+    if _DECLARED is None:
+        _DECLARED = _declared_modules()
+    if modname.split(".")[0] in _DECLARED:
+        import importlib
+
+        importlib.import_module(modname)
+    return _importorskip(modname, *args, **kwargs)
+
+
+pytest.importorskip = _importorskip_declared
