@@ -184,6 +184,28 @@ class _JaxEvaluator:
         return out
 
 
+class _ProgramEvaluator:
+    """A training program (or a Trainer) at a fixed budget: every member of a generation is
+    initialized with its own key, trained ``steps`` steps and evaluated on the validation split
+    (one compiled program per group of equal static hyperparameters, by the Population)."""
+
+    def __init__(self, objective, space, pop, steps):
+        from jaxhpo import train
+
+        self.steps = check_int(steps, "steps", 1)
+        if isinstance(objective, train.Trainer):
+            self.pop = train.Population(objective, pop)
+        else:
+            self.pop = train.Population(objective, pop, space=space)
+        self.space = space
+
+    def __call__(self, key, x) -> dict[str, np.ndarray]:
+        hp = self.space.decode(x)
+        state = self.pop.init(key, hp)
+        _, curves = self.pop.train(state, hp, self.steps, eval_every=self.steps)
+        return {k: np.asarray(v)[:, -1] for k, v in jax.device_get(curves).items()}
+
+
 def population_sharded(*arrays):
     """Shard arrays along their leading (population) axis over every device when there are
     several that divide it; otherwise return them unchanged."""
@@ -257,7 +279,7 @@ def minimize(objective: Callable, space: Space, strategy: Strategy, *,
              max_failures: int | None = None,
              executor: cf.Executor | None = None, callbacks=None,
              time_budget: float | None = None, initial_params=None,
-             warm_start=None) -> Result:
+             warm_start=None, steps: int | None = None) -> Result:
     """Optimize ``objective`` over ``space`` with ``strategy``, one population per generation.
 
     Args:
@@ -297,6 +319,9 @@ def minimize(objective: Callable, space: Space, strategy: Strategy, *,
       warm_start: earlier trials on the same space (a ``History``, a result, or a journal path)
         told to the strategy before the first ``ask``: model-based strategies learn from all of
         them, evolution strategies start from the best population.
+      steps: with a training program (:class:`jaxhpo.train.TrainingProgram`, a ``Trainer``)
+        as the objective: the steps every member trains before its validation metrics are its
+        result (``tune`` adds early stopping and PBT).
 
     Returns:
       A :class:`Result` with ``best_params``, ``best_value``, ``best_trials`` and ``history``.
@@ -310,7 +335,14 @@ def minimize(objective: Callable, space: Space, strategy: Strategy, *,
     _run.check_strategy(space, strategy)
     num_generations = _check_generations(strategy, num_generations)
     max_failures = check_optional_int(max_failures, "max_failures", 0)
-    kind = _run.objective_kind(objective, objective_type)
+    kind = "program" if _is_program(objective) else _run.objective_kind(objective,
+                                                                          objective_type)
+    if kind == "program" and steps is None:
+        raise ValueError("a training program in minimize trains every member a fixed budget: "
+                         "pass steps=N (or use jaxhpo.tune for early stopping)")
+    if kind != "program" and steps is not None:
+        raise TypeError("steps= is the training budget of a training program "
+                        "(jaxhpo.train.TrainingProgram or Trainer); this objective is a function")
     if kind == "trial":
         raise TypeError("the objective takes (params, trial): objectives that report "
                         "intermediate values run under jaxhpo.tune(objective, space, strategy, "
@@ -348,6 +380,8 @@ def minimize(objective: Callable, space: Space, strategy: Strategy, *,
     if kind == "jax":
         evaluate = _JaxEvaluator(objective, space, pop, tg)
         tg = evaluate.targets
+    elif kind == "program":
+        evaluate = _ProgramEvaluator(objective, space, pop, steps)
     head = _run.header("minimize", space, strategy, kind, metric, tg, key,
                        initial_params=init_x, warm_start=_run.digest(seed_x, seed_f))
     jr, contents = _run.open_journal(journal, check_bool(resume, "resume"), head)
@@ -361,7 +395,7 @@ def minimize(objective: Callable, space: Space, strategy: Strategy, *,
                              f"{held} generations the journal {jr.path!r} already holds; pass "
                              f"num_generations >= {held}")
     done = res.done
-    if tg.names is None and kind == "python":
+    if tg.names is None and kind in ("python", "program"):
         # A resumed run learns a Python objective's metric names from the journal.
         for t in sorted(done.values(), key=lambda t: t.number):
             if t.values is not None:
@@ -397,12 +431,18 @@ def minimize(objective: Callable, space: Space, strategy: Strategy, *,
                         "point; resume with the same key, strategy and settings as the "
                         "original run")
             have = [done.get((g, i)) for i in range(pop)]
-            if kind == "jax":
+            if kind in ("jax", "program"):
                 if all(t is not None for t in have):  # journaled before its state record
                     trials, fresh = have, []
                 else:
                     t0 = time.perf_counter()
-                    metrics = evaluate(jax.random.split(k_eval, pop), x)
+                    if kind == "jax":
+                        metrics = evaluate(jax.random.split(k_eval, pop), x)
+                    else:
+                        metrics = evaluate(k_eval, x)
+                        tg = tg.resolve(list(metrics), False)
+                        if not history.objectives:
+                            history.objectives = list(tg.names)
                     new = batch_trials(space, g, x_np, metrics, tg.names,
                                        time.perf_counter() - t0)
                     trials = [t if t is not None else n for t, n in zip(have, new)]
@@ -422,7 +462,7 @@ def minimize(objective: Callable, space: Space, strategy: Strategy, *,
             state = tell(state, x, jnp.asarray(tg.fitness(values)))
             if jr is not None:  # JAX trials and the state in one append
                 jr.write(*[t.to_record() | {"type": "trial"} for t in
-                           (fresh if kind == "jax" else [])],
+                           (fresh if kind != "python" else [])],
                          {"type": "state", "generation": g, "leaves": encode_state(state)})
             if bar.update(history, trials, failed=failures[0]):
                 stopped_by = "callback"
@@ -434,6 +474,12 @@ def minimize(objective: Callable, space: Space, strategy: Strategy, *,
     if not history.objectives:
         history.objectives = list(tg.names) if tg.names else ["value"]
     return Result(history=history, state=state, space=space, stopped_by=stopped_by)
+
+
+def _is_program(objective) -> bool:
+    from jaxhpo import train
+
+    return isinstance(objective, (train.TrainingProgram, train.Trainer))
 
 
 def _python_generation(objective, space, g, x_np, have, tg, jr, executor, failures,

@@ -84,7 +84,7 @@ class TuneResult:
         return self.best_trial.values[0]
 
 
-def _population(objective, population_size):
+def _population(objective, population_size, space=None):
     """A :class:`jaxhpo.train.Population` for a Trainer, a training program or a population
     (``None`` for anything else)."""
     from jaxhpo import train
@@ -99,7 +99,9 @@ def _population(objective, population_size):
     if isinstance(objective, program_types):
         size = 16 if population_size is None else check_int(population_size,
                                                             "population_size", 1)
-        return train.Population(objective, size)
+        if isinstance(objective, train.Trainer):
+            return train.Population(objective, size)
+        return train.Population(objective, size, space=space)
     return None
 
 
@@ -176,7 +178,7 @@ def tune(objective, space: Space, strategy: Strategy, scheduler, *, max_trials: 
     callbacks = _run.check_callbacks(callbacks)
     settings = {k: v for k, v in vars(scheduler).items() if not k.startswith("_")}
     scheduler = copy.deepcopy(scheduler)
-    pop = _population(objective, population_size)
+    pop = _population(objective, population_size, space)
     if pop is not None:
         if scheduler.pbt and max_trials != pop.size:
             raise ValueError(f"PBT trains exactly the population: max_trials ({max_trials}) "

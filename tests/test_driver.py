@@ -319,3 +319,21 @@ def test_initial_params_are_evaluated_first_and_warm_start_seeds_the_strategy():
     # 30 trials in populations of 4: 8 tells, the last padded with 2 copies of the best
     assert int(seeded.state.count) == 32 + 4 and int(plain.state.count) == 4
     assert seeded.history[0].x != plain.history[0].x
+
+
+def test_minimize_trains_a_training_program_a_fixed_budget():
+    """minimize(program, steps=N): every member's metric is the closed form of its own lr and
+    static width after N steps."""
+    from jaxhpo.train import TrainingProgram
+
+    space = Space({"lr": Float(0.01, 0.2), "width": Categorical([2, 3], static=True)})
+    prog = TrainingProgram(init=lambda key, hp: {"w": jnp.ones((hp["width"],))},
+                           step=lambda s, key, hp: ({"w": s["w"] * (1.0 - hp["lr"])}, {}),
+                           evaluate=lambda s, hp: {"loss": 0.5 * jnp.sum(s["w"] ** 2)})
+    res = jaxhpo.minimize(prog, space, random_search(space, 6), num_generations=2, steps=7,
+                          progress=False)
+    for t in res.history:
+        want = 0.5 * t.params["width"] * (1 - t.params["lr"]) ** 14
+        assert t.value == pytest.approx(want, rel=1e-5)
+    with pytest.raises(ValueError, match="pass steps=N"):
+        jaxhpo.minimize(prog, space, random_search(space, 6), num_generations=1)

@@ -287,3 +287,49 @@ def test_diverged_trials_are_stopped_and_free_their_slot():
     bad = [t for t in res.history if t.params["a"] > 0.5]
     assert bad and all(t.fidelity == 10 for t in bad) and seen == [10] * len(bad)
     assert all(t.status == "ok" for t in res.history if t.params["a"] <= 0.5)
+
+
+def _decay_program():
+    """w <- (1 - lr) w from w = 1 (width static): loss 0.5 * width * (1 - lr)^(2 t) in
+    closed form after t steps."""
+    import jax.numpy as jnp
+    from jaxhpo.train import TrainingProgram
+
+    return TrainingProgram(
+        init=lambda key, hp: {"w": jnp.ones((hp["width"],))},
+        step=lambda s, key, hp: ({"w": s["w"] * (1.0 - hp["lr"])}, {}),
+        evaluate=lambda s, hp: {"loss": 0.5 * jnp.sum(s["w"] ** 2)})
+
+
+DECAY_SPACE = Space({"lr": Float(0.01, 0.2, log=True),
+                     "width": jaxhpo.Categorical([2, 3], static=True)})
+
+
+@pytest.mark.parametrize("make", [lambda: S.HyperBand(10, 90, eta=3),
+                                  lambda: S.PBT(40, 10, fraction=0.25)])
+def test_tune_runs_a_users_training_program_with_static_groups(make, tmp_path):
+    """Every recorded learning curve equals the closed form of its own member's width and lr
+    through pauses, promotions (HyperBand: members parked and put back across groups) and PBT
+    copies; a killed and resumed run equals the uninterrupted one."""
+    sched = make()
+    n = 8 if sched.pbt else 17
+    run = lambda **kw: jaxhpo.tune(_decay_program(), DECAY_SPACE, random_search(DECAY_SPACE, 4),
+                                   make(), max_trials=n, population_size=8 if sched.pbt else 4,
+                                   eval_every=10, metric="loss", key=5, progress=False,
+                                   test_split=False, **kw)
+    res = run(journal=tmp_path / "j.jsonl")
+    if not sched.pbt:  # (PBT copies the lower-loss width-2 members over the width-3 ones)
+        assert {t.params["width"] for t in res.history} == {2, 3}
+    for t in res.history:
+        lr, width = t.params["lr"], t.params["width"]
+        curve = res.curves[t.number]
+        if sched.pbt:  # a copy carries its source's curve; w shrinks every step whatever lr
+            assert t.values[0] == pytest.approx(curve[-1]) and np.all(np.diff(curve) < 0)
+            continue
+        want = [0.5 * width * (1 - lr) ** (2 * 10 * (k + 1)) for k in range(len(curve))]
+        np.testing.assert_allclose(curve, want, rtol=2e-5)
+    if sched.pbt:
+        assert sum(len(s) - 1 for s in res.schedules.values()) > 0
+    again = run(journal=tmp_path / "j.jsonl", resume=True)
+    assert [(t.number, t.values) for t in again.history] == \
+        [(t.number, t.values) for t in res.history]
