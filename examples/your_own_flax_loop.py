@@ -8,8 +8,9 @@ becomes three functions of ``hp`` (``init``, ``step``, ``evaluate``: 10 lines, m
 (``MLP(width)``, ``getattr(optax, optimizer)``), and jaxhpo trains one compiled, vmapped
 program per group of equal static values. ``lr`` and ``wd`` are traced: each member's own.
 
-This example drives :class:`jaxhpo.train.Population` directly (sample, train, evaluate);
-``jaxhpo.minimize`` / ``jaxhpo.tune`` take the same TrainingProgram.
+``jaxhpo.minimize(TrainingProgram(init, step, evaluate), space, tpe, steps=...)`` trains each
+generation as one vmapped population; ``jaxhpo.tune`` takes the same program for early stopping
+(ASHA, HyperBand) and PBT.
 
     python examples/your_own_flax_loop.py [--members 32] [--steps 600] [--seed 0]
 """
@@ -28,7 +29,7 @@ from sklearn.datasets import load_digits
 
 import jaxhpo
 from jaxhpo import Categorical, Float
-from jaxhpo.train import Population, TrainingProgram
+from jaxhpo.train import TrainingProgram
 
 # ----------------------------------------------------------------------------- the user's code
 x, y = load_digits(return_X_y=True)
@@ -108,33 +109,30 @@ space = jaxhpo.Space({
 
 def main(argv=None):
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    ap.add_argument("--members", type=int, default=32)
+    ap.add_argument("--members", type=int, default=32, help="configurations per generation")
+    ap.add_argument("--generations", type=int, default=1)
     ap.add_argument("--steps", type=int, default=600)
     ap.add_argument("--seed", type=int, default=0)
     ap.add_argument("--check-original", action="store_true",
                     help="also train the best configuration with the original loop")
     args = ap.parse_args(argv)
 
-    key = jax.random.key(args.seed)
-    k_x, k_pop, k_orig = jax.random.split(key, 3)
-    xs = space.sample(k_x, args.members)                       # f32[P, d] in the unit cube
-    hp = space.decode(xs)                                      # {name: array[P]}
-    pop = Population(TrainingProgram(init, step, evaluate), args.members, space=space)
     t0 = time.perf_counter()
-    state = pop.init(k_pop, hp)
-    state, curve = pop.train(state, hp, args.steps, eval_every=args.steps // 3)
-    acc = np.asarray(curve["accuracy"][:, -1])
+    res = jaxhpo.minimize(TrainingProgram(init, step, evaluate), space,
+                          jaxhpo.strategies.tpe(space, args.members),
+                          num_generations=args.generations, steps=args.steps,
+                          metric="accuracy", direction="maximize", key=args.seed,
+                          progress=False)
     seconds = time.perf_counter() - t0
-    best = int(np.argmax(acc))
-    params = space.to_params(np.asarray(xs[best]))
-    groups = len(state.groups)
-    print(f"{args.members} members in {groups} static groups, {args.steps} steps each: "
-          f"{seconds:.1f} s (compilation included)")
-    print(f"best validation accuracy {acc[best]:.4f} with {params}")
-    out = {"best_accuracy": float(acc[best]), "best_params": params, "accuracies": acc,
-           "groups": groups, "seconds": seconds}
+    widths = {(t.params["width"], t.params["optimizer"]) for t in res.history}
+    print(f"{len(res.history)} configurations in {len(widths)} static groups, {args.steps} "
+          f"steps each: {seconds:.1f} s (compilation included)")
+    print(f"best validation accuracy {res.best_value:.4f} with {res.best_params}")
+    out = {"best_accuracy": res.best_value, "best_params": res.best_params,
+           "groups": len(widths), "seconds": seconds, "result": res}
     if args.check_original:
-        out["original_accuracy"] = train(k_orig, steps=args.steps, **params)
+        out["original_accuracy"] = train(jax.random.key(args.seed), steps=args.steps,
+                                         **res.best_params)
         print(f"the original loop with those hyperparameters: {out['original_accuracy']:.4f}")
     return out
 
