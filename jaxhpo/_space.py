@@ -908,9 +908,8 @@ class Space:
         if self._cond is None:
             return [dict(zip(names, row)) for row in zip(*cols)]
         out = []
-        for i in range(xx.shape[0]):
-            a = act[i]
-            out.append({n: cols[j][i] for j, n in enumerate(names) if a[j]})
+        for i, a in enumerate(act.tolist()):
+            out.append({n: col[i] for n, col, on in zip(names, cols, a) if on})
         return out
 
     def to_params(self, x) -> dict[str, Any]:
