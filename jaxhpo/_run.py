@@ -17,7 +17,7 @@ import os
 import sys
 import time
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 import jax
@@ -373,6 +373,11 @@ class RunEvent:
       trials: the trials completed in it.
       history: every trial of the run so far.
       elapsed: seconds since the run (this call) started.
+      curves: ``tune``: ``{trial number: learning curve}`` of the new trials (values per round,
+        or ``[step, value]`` reports); ``{}`` for ``minimize``.
+
+    A callback object may also have a ``close()`` method: the driver calls it when the run
+    ends (normally, stopped, or by an exception).
     """
 
     driver: str
@@ -380,6 +385,7 @@ class RunEvent:
     trials: tuple
     history: History
     elapsed: float
+    curves: dict = field(default_factory=dict)
 
 
 def check_callbacks(callbacks) -> tuple:
@@ -426,7 +432,8 @@ class Monitor:
     def elapsed(self) -> float:
         return time.perf_counter() - self.t0
 
-    def update(self, history: History, new=(), advance: int = 1, failed: int = 0) -> bool:
+    def update(self, history: History, new=(), advance: int = 1, failed: int = 0,
+               curves: dict | None = None) -> bool:
         """Show progress, run the callbacks; ``True`` once a callback asked to stop."""
         self.done += advance
         if self.bar is not None or self.log is not None:
@@ -441,7 +448,9 @@ class Monitor:
                               self.unit, self.done, self.total, best, len(history), failed,
                               rate)
         if self.callbacks:
-            event = RunEvent(self.driver, self.done - 1, tuple(new), history, self.elapsed())
+            event = RunEvent(self.driver, self.done - 1, tuple(new), history, self.elapsed(),
+                             {t.number: curves[t.number] for t in new
+                              if curves and t.number in curves})
             for cb in self.callbacks:
                 try:
                     cb(event)
@@ -452,6 +461,9 @@ class Monitor:
     def close(self):
         if self.bar is not None:
             self.bar.stop()
+        for cb in self.callbacks:
+            if callable(getattr(cb, "close", None)):
+                cb.close()
 
 
 # ---------------------------------------------------------------------------- warm starts

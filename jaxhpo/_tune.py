@@ -260,7 +260,7 @@ def _run_population(pop, space, strategy, scheduler, max_trials, eval_every, met
             curves[tr.number] = c
         if jr is not None and fresh:
             jr.write(*[tr.to_record() | {"type": "trial", "curve": c} for tr, c in fresh])
-        return bar.update(history, [tr for tr, _ in fresh], advance=len(fresh))
+        return bar.update(history, [tr for tr, _ in fresh], advance=len(fresh), curves=curves)
 
     def checkpoint():
         if ckpt:

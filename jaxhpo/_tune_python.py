@@ -111,7 +111,7 @@ def run_python(fn, space, strategy, scheduler, max_trials, eval_every, metric, s
             counters["failed"] += 1
             if counters["failed"] == 1:
                 warnings.warn(f"trial {tr.number} failed: {tr.error}", stacklevel=4)
-        if bar.update(history, [tr], failed=counters["failed"]):
+        if bar.update(history, [tr], failed=counters["failed"], curves=curves):
             counters["stopped_by"] = "callback"
 
     def take():
