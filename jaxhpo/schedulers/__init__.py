@@ -5,8 +5,8 @@ A population of ``P`` slots trains in lock-step; at each rung a rule decides per
 ``PAUSE``, ``DONE``; also exported by name) and, for PBT, which member to copy and the new
 hyperparameters. The schedulers answer each round's reports with the same :class:`Decision`
 values and hand out :class:`Job` records (ASHA's jitted rules return them too). Metrics are
-minimized; NaN/inf = diverged, always stopped. Every rule compiles once for its shapes: state that grows with the number of
-trials lives in fixed-capacity buffers with masks or counts.
+minimized; NaN/inf = diverged, always stopped. Every rule compiles once for its shapes: state
+that grows with the number of trials lives in fixed-capacity buffers with masks or counts.
 
 * median stopping (Golovin et al. 2017): :func:`median_stopping`;
 * learning-curve extrapolation (Domhan et al. 2015): :func:`fit_learning_curves`,
