@@ -166,6 +166,8 @@ class _JaxEvaluator:
         """``{name: f[P]}`` for keys ``key[P]`` and cube points ``x: f32[P, d]``."""
         from jaxhpo._groups import group_rows
 
+        if not self.space.static_names and jax.process_count() > 1:
+            return self._across_processes(keys, x)
         if not self.space.static_names:
             fn = self.cache(("all", self.pop), lambda: jax.vmap(
                 _member_fn(self.objective, self.space)))
@@ -182,6 +184,28 @@ class _JaxEvaluator:
                 out.setdefault(k, np.full(len(x_np), np.nan, np.float32))[g.rows] = \
                     np.asarray(v)[:len(g.rows)]
         return out
+
+
+    def _across_processes(self, keys, x) -> dict[str, np.ndarray]:
+        """Under ``jax.distributed`` (every process runs the same driver loop with the same
+        keys, so all hold the same ``x``): the population is sharded over every process's
+        devices, each process evaluates its own members, and the results are gathered."""
+        from jax.experimental import multihost_utils
+
+        devices = jax.devices()
+        one = _member_fn(self.objective, self.space)
+        fn = self.cache(("processes", self.pop), lambda: jax.vmap(
+            lambda k, xi: one(jax.random.wrap_key_data(k), xi)))
+        data = (np.asarray(jax.random.key_data(keys)), np.asarray(x, np.float32))
+        if self.pop % len(devices):  # not divisible: every process evaluates everything
+            return jax.device_get(self._traced(lambda: fn(*data), {}))
+        mesh = jax.sharding.Mesh(np.array(devices), ("pop",))
+        spec = jax.sharding.NamedSharding(mesh, jax.sharding.PartitionSpec("pop"))
+        args = [jax.make_array_from_callback(a.shape, spec, lambda idx, a=a: a[idx])
+                for a in data]
+        out = self._traced(lambda: fn(*args), {})
+        return {k: np.asarray(v) for k, v in
+                multihost_utils.process_allgather(out, tiled=True).items()}
 
 
 class _ProgramEvaluator:
@@ -384,15 +408,19 @@ def minimize(objective: Callable, space: Space, strategy: Strategy, *,
         evaluate = _ProgramEvaluator(objective, space, pop, steps)
     head = _run.header("minimize", space, strategy, kind, metric, tg, key,
                        initial_params=init_x, warm_start=_run.digest(seed_x, seed_f))
-    jr, contents = _run.open_journal(journal, check_bool(resume, "resume"), head)
+    jr, contents = _run.open_journal(journal, check_bool(resume, "resume"), head,
+                                     write=jax.process_index() == 0)
+    if jax.process_index() != 0:
+        progress = False  # process 0 reports (and writes the journal)
+    jpath = None if journal is None else os.fspath(journal)
     res = _Resumed({})
     if contents is not None:
-        res = _restore(contents, strategy, state, pop, jr.path, offset)
+        res = _restore(contents, strategy, state, pop, jpath, offset)
         state = res.state
         held = max([g for g, _ in res.done] + [res.start - 1]) + 1
         if held > num_generations:
             raise ValueError(f"num_generations={num_generations} is smaller than the "
-                             f"{held} generations the journal {jr.path!r} already holds; pass "
+                             f"{held} generations the journal {jpath!r} already holds; pass "
                              f"num_generations >= {held}")
     done = res.done
     if tg.names is None and kind in ("python", "program"):
@@ -427,7 +455,7 @@ def minimize(objective: Callable, space: Space, strategy: Strategy, *,
             for (gg, i), t in done.items():
                 if gg == g and not np.allclose(t.x, x_np[i], atol=1e-6):
                     raise ValueError(
-                        f"journal {jr.path!r}: trial {t.number} was proposed at a different "
+                        f"journal {jpath!r}: trial {t.number} was proposed at a different "
                         "point; resume with the same key, strategy and settings as the "
                         "original run")
             have = [done.get((g, i)) for i in range(pop)]

@@ -289,14 +289,15 @@ def header(driver: str, space: Space, strategy: Strategy, kind: str, metric, tg:
             **{k: normalized(v) for k, v in extra.items()}}
 
 
-def open_journal(journal, resume: bool, head: dict) -> tuple[Journal | None,
-                                                            JournalContents | None]:
+def open_journal(journal, resume: bool, head: dict, write: bool = True
+                 ) -> tuple[Journal | None, JournalContents | None]:
     """Create a journal, or check that the one to resume belongs to this run.
 
     Returns ``(journal, contents)``: ``contents`` is ``None`` for a new run. A torn last line
     (the crash case) is cut; every other problem is an error or a warning naming the line. The
     file is opened for appending before anything is evaluated, so an unwritable journal fails
-    at once.
+    at once. ``write=False`` (the other processes of a ``jax.distributed`` run, where process 0
+    writes): the journal is only read, for resume.
     """
     path = check_path(journal, "journal")
     if not isinstance(resume, bool):
@@ -306,6 +307,8 @@ def open_journal(journal, resume: bool, head: dict) -> tuple[Journal | None,
             raise ValueError("resume=True needs journal=path of the run to resume")
         return None, None
     jr = Journal(path)
+    if not write:
+        return None, (read_journal(path, warn=False) if resume and jr.exists() else None)
     existed = jr.exists()
     if existed and not resume:
         raise ValueError(f"journal {path!r} already holds a run; pass resume=True to continue "
