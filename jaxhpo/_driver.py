@@ -552,6 +552,8 @@ def _outcome(future) -> _run.Outcome:
     """A future's Outcome; a worker that died or could not run the trial is a failed trial."""
     try:
         return future.result()
+    except _run.ObjectiveOutputError:
+        raise
     except Exception as e:
         return _run.Outcome(None, True, f"{type(e).__name__}: {e} (in the executor)", 0.0)
 

@@ -132,8 +132,9 @@ def targets(metric, direction) -> Targets:
             raise ValueError(f"direction must be 'minimize' or 'maximize', got {d!r}")
     n = 1 if names is None else len(names)
     dirs = list(dirs) * n if len(dirs) == 1 and n > 1 else list(dirs)
-    if len(dirs) != n and names is not None:
-        raise ValueError(f"direction has {len(dirs)} entries but metric names {n} objectives")
+    if len(dirs) != n:
+        raise ValueError(f"direction has {len(dirs)} entries but metric names {n} objectives"
+                         + ("; name them with metric=[...]" if names is None else ""))
     return Targets(names, tuple(dirs))
 
 
@@ -165,6 +166,12 @@ def check_objectives(strategy: Strategy, tg: Targets) -> None:
                      f"names {m}; pass metric=[...] with {want} names")
 
 
+class ObjectiveOutputError(TypeError):
+    """A Python objective returned something that is not a number: a bug in the objective, so
+    it ends the run (with every completed trial journaled) instead of failing trial after
+    trial."""
+
+
 def python_metrics(out, allow_none: bool = False) -> tuple[dict[str, float] | None, bool]:
     """A Python objective's return value -> ``({name: float}, was_scalar)``.
 
@@ -182,13 +189,14 @@ def python_metrics(out, allow_none: bool = False) -> tuple[dict[str, float] | No
         ok = isinstance(v, numbers.Real) and not isinstance(v, (bool, np.bool_))
         if not ok:
             what = "the objective's return value" if scalar else f"metric {k!r}"
-            raise TypeError(
+            raise ObjectiveOutputError(
                 f"a Python objective must return a real number or a dict of real numbers; "
                 f"{what} is {v!r} ({type(v).__name__})"
                 + ("; convert it with float(...)" if isinstance(v, str) else ""))
         metrics[str(k)] = float(v)
     if not metrics:
-        raise TypeError("a Python objective returned an empty dict; return {'metric': value}")
+        raise ObjectiveOutputError("a Python objective returned an empty dict; return "
+                                   "{'metric': value}")
     return metrics, scalar
 
 
@@ -204,18 +212,19 @@ class Outcome:
 
 
 def call_python(fn, *args, allow_none: bool = False) -> Outcome:
-    """Run one Python trial: exceptions are failed trials, results are validated numbers."""
+    """Run one Python trial: its exceptions are failed trials; a result that is not a number
+    raises :class:`ObjectiveOutputError`."""
     from jaxhpo._tune_python import StopTrial
 
     t0 = time.perf_counter()
     try:
         out = fn(*args)
-        metrics, scalar = python_metrics(out, allow_none)
-        return Outcome(metrics, scalar, None, time.perf_counter() - t0, out)
     except StopTrial:
         return Outcome(None, True, "StopTrial", time.perf_counter() - t0)
     except Exception as e:  # a failing trial must not end the run
         return Outcome(None, True, f"{type(e).__name__}: {e}", time.perf_counter() - t0)
+    metrics, scalar = python_metrics(out, allow_none)  # a wrong type ends the run (a bug)
+    return Outcome(metrics, scalar, None, time.perf_counter() - t0, out)
 
 
 def make_trial(space: Space, number: int, generation: int, member: int, x, metrics, values,

@@ -1,6 +1,7 @@
 """Invalid arguments anywhere -> ValueError/TypeError naming the argument and the fix."""
 
 import jax
+import jax.numpy as jnp
 import numpy as np
 import pytest
 
@@ -122,7 +123,7 @@ BAD = [
     (lambda: run(objective=lambda *a: 0.0), TypeError, "pass objective_type"),
     (lambda: run(objective=lambda k, hp: jax.numpy.ones(3) * hp["x"]), ValueError,
      "per-member shape"),
-    (lambda: run(objective=lambda p: "bad"), TypeError, "must return a number"),
+    (lambda: run(objective=lambda p: "bad"), TypeError, "must return a real number"),
     (lambda: run(resume="yes"), TypeError, "resume must be True or False"),
     (lambda: run(resume=True), ValueError, "resume=True needs journal"),
     (lambda: run(max_failures=-1), ValueError, "max_failures"),
@@ -143,3 +144,21 @@ def test_bad_input_gives_clear_error(make, exc, msg):
 
 def test_table_is_large_enough():
     assert len(BAD) >= 30
+
+
+@pytest.mark.parametrize("out", ["1.5", True, 1 + 2j, None, [1.0], {"a": "x"}, {}])
+def test_a_python_objective_returning_a_non_number_ends_the_run_clearly(out):
+    """No silent coercion ('1.5' -> 1.5, True -> 1.0, complex -> real part): the run stops
+    at the first such trial with jaxhpo's TypeError naming what was returned."""
+    with pytest.raises(TypeError, match="must return a real number|empty dict") as info:
+        run(objective=lambda p: out)
+    assert type(info.value).__module__.startswith("jaxhpo")
+
+
+@pytest.mark.parametrize("out", ["s", None, True, 1 + 2j])
+def test_a_jax_objective_returning_a_non_real_is_refused_before_evaluating(out):
+    space = Space({"x": Float(0.0, 1.0)})
+    with pytest.raises(TypeError, match="must return a real scalar"):
+        jaxhpo.minimize(lambda key, hp: (jnp.asarray(out) if isinstance(out, complex) else out),
+                        space, jaxhpo.strategies.random_search(space, 2), num_generations=1,
+                        progress=False)
