@@ -194,3 +194,39 @@ def test_input_spec_from_space_and_bins():
     np.testing.assert_allclose(u, [[0.1, 0.2, 0.3, 5.5 / 6, 1.0]], rtol=1e-6)
     with pytest.raises(ValueError, match="kernel"):
         gp.InputSpec.from_space(Space({"a": Float(0, 1)}), "cubic")
+
+
+def test_x64_scope_traced_inside_an_x64_off_jit_computes_in_float64():
+    """What jaxhpo.gp._precision relies on (if a JAX upgrade changes it, this fails): with the
+    global x64 off, ops traced inside ``scope(True)`` under an outer ``jit`` carry float64
+    types and run in float64 after the program is lowered outside the scope; float64 arrays
+    round-trip exactly through their ``uint32`` bit pairs; and the scope's ``argmax`` (used
+    instead of ``jnp.argmax``, which fails there) lowers."""
+    from jaxhpo.gp import _precision as precision
+
+    assert not jax.config.read("jax_enable_x64")
+    a64 = np.array([1.0, 1.0 + 2.0**-40, np.pi, -1e-300, 1e300])
+
+    def f(a, packed):
+        with precision.scope(True):
+            b = a.astype(jnp.float64)
+            tiny = (b + 2.0**-40) - b  # 2^-40 in float64, 0 in float32
+            chol = jnp.linalg.cholesky(jnp.eye(3, dtype=jnp.float64) * (1.0 + 2.0**-40))
+            back = precision.unpack(packed)
+            i = precision.argmax(jnp.where(jnp.arange(5) == 3, back, -jnp.inf))
+            return (tiny.astype(jnp.float32), precision.pack(chol), precision.pack(back), i,
+                    b.dtype)
+
+    packed = np.ascontiguousarray(a64).view(np.uint32).reshape(5, 2)
+    jaxpr = str(jax.make_jaxpr(lambda a, p: f(a, p)[:4])(jnp.ones(5), packed))
+    assert "f64[" in jaxpr and "f32[" in jaxpr
+    tiny, chol, back, i = jax.jit(lambda a, p: f(a, p)[:4])(jnp.ones(5), packed)
+    np.testing.assert_array_equal(np.asarray(tiny), np.float32(2.0**-40))
+    assert chol.dtype == jnp.uint32 and chol.shape == (3, 3, 2)
+    diag = np.asarray(chol).reshape(-1).view(np.float64).reshape(3, 3).diagonal()
+    np.testing.assert_array_equal(diag, np.sqrt(1.0 + 2.0**-40))
+    np.testing.assert_array_equal(np.asarray(back), packed)  # bit-exact
+    assert int(i) == 3
+    assert f(jnp.ones(5), packed)[4] == jnp.float64  # eager
+    with pytest.raises(RuntimeError, match="scope"):
+        precision.unpack(jnp.asarray(packed))

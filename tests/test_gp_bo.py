@@ -88,7 +88,7 @@ def test_mixed_int_categorical_optimum_is_found():
 
 def test_resume_restores_a_grown_buffer(tmp_path):
     space = square(2)
-    s = gp_bo(space, 40, **FAST)  # float64 state; capacity 80 -> 160 during the run
+    s = gp_bo(space, 40, **FAST)  # capacity 80 -> 160 during the run
     path = str(tmp_path / "run.jsonl")
     full = jaxhpo.minimize(sphere, space, s, num_generations=3, key=3)
     jaxhpo.minimize(sphere, space, s, num_generations=2, key=3, journal=path)
@@ -97,17 +97,90 @@ def test_resume_restores_a_grown_buffer(tmp_path):
     assert resumed.state.x.shape == full.state.x.shape == (160, 2)
     np.testing.assert_array_equal([t.x for t in resumed.history.trials],
                                   [t.x for t in full.history.trials])
-    for a, b in zip(jax.tree.leaves(resumed.state), jax.tree.leaves(full.state)):
-        if jnp.issubdtype(b.dtype, jnp.floating):  # the float64 GP state resumes bit-exactly
-            assert a.dtype == b.dtype
-            np.testing.assert_array_equal(np.asarray(a), np.asarray(b))
+    for a, b in zip(_raw(resumed.state), _raw(full.state)):  # the GP state bit-exactly
+        assert a.dtype == b.dtype
+        np.testing.assert_array_equal(a, b)
 
 
-def test_float64_state_matches_numpy_float64_posterior_without_global_x64():
-    """The default GP state is float64 although jax_enable_x64 is off: the strategy's posterior
-    mean equals a float64 numpy closed form (R&W Eq. 2.25, Matern-5/2, the fitted
-    hyperparameters) to 1e-9 (float32 gets ~1e-4 on this Gram matrix, condition ~1e6);
-    ``ask`` still returns float32."""
+def _told(s, gens=2, seed=0):
+    """A state after ``gens`` jitted ask/tell rounds on a shifted sphere."""
+    ask, tell = jax.jit(s.ask), jax.jit(s.tell)
+    state = s.init(jax.random.key(seed))
+    for g in range(gens):
+        x, state = ask(jax.random.key(100 + g), state)
+        state = tell(state, x, jnp.sum((x - 0.3) ** 2, axis=1))
+    return state
+
+
+def test_journal_round_trip_of_the_state_gives_the_same_proposals():
+    """The journal stores state leaves raw: decoding them gives a state whose ask and tell are
+    bit-identical to the original's."""
+    from jaxhpo._journal import decode_state, encode_state
+
+    space = Space({"a": Float(0.0, 1.0), "n": Int(1, 8), "c": Categorical(["p", "q", "r"]),
+                   "m": Float(0.0, 1.0, condition={"c": ["p"]})})
+    s = gp_bo(space, 4, num_initial=4, **FAST)
+    state = _told(s)
+    back = decode_state(encode_state(state), s.init(jax.random.key(1)))
+    xa, sa = jax.jit(s.ask)(jax.random.key(7), state)
+    xb, sb = jax.jit(s.ask)(jax.random.key(7), back)
+    np.testing.assert_array_equal(np.asarray(xa), np.asarray(xb))
+    f = jnp.sum(xa, axis=1)
+    for a, b in zip(_raw(s.tell(sa, xa, f)), _raw(s.tell(sb, xb, f))):
+        assert a.dtype == b.dtype
+        np.testing.assert_array_equal(a, b)
+
+
+def _raw(tree):
+    """The state's leaves as numpy arrays (PRNG keys as their data)."""
+    return [np.asarray(jax.random.key_data(leaf) if jax.dtypes.issubdtype(
+        leaf.dtype, jax.dtypes.prng_key) else leaf) for leaf in jax.tree.leaves(tree)]
+
+
+def _dtypes(tree):
+    return [str(getattr(leaf, "dtype", type(leaf))) for leaf in jax.tree.leaves(tree)]
+
+
+def test_no_float64_leaves_or_dtype_warnings_with_x64_off_and_same_dtypes_with_x64_on():
+    """The float64 GP stays inside jaxhpo.gp._precision: with x64 off (the default) init, ask,
+    tell and reserve, eager or jitted, warn about no dtype and return no float64 leaf; with x64
+    on the state has the same dtypes (no hidden precision switch)."""
+    import warnings
+
+    assert not jax.config.read("jax_enable_x64")
+    space = square(2)
+    s = gp_bo(space, 4, num_initial=4, capacity=8, **FAST)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        state = s.init(jax.random.key(0))
+        x, state = s.ask(jax.random.key(1), state)  # eager
+        state = s.tell(state, x, jnp.sum(x, axis=1))
+        x, state = s.ask(jax.random.key(2), state)  # eager, from the model
+        state = s.reserve(s.tell(state, x, jnp.sum(x, axis=1)), 9)
+        x, state = jax.jit(s.ask)(jax.random.key(3), state)
+        state = jax.jit(s.tell)(state, x, jnp.sum(x, axis=1))
+    off = _dtypes((x, state))
+    assert "float64" not in off and state.post.chol.dtype == jnp.uint32, off
+    assert state.x.shape == (16, 2) and state.post.chol.shape == (16, 16, 2)
+    with jax.enable_x64(True):
+        # a fresh Space: jax caches the numpy index arrays a Space holds as device constants
+        # of the precision they were first used in, so flipping x64 mid-process breaks reuse
+        s = gp_bo(square(2), 4, num_initial=4, capacity=8, **FAST)
+        st = s.init(jax.random.key(0))
+        xo, st = s.ask(jax.random.key(1), st)
+        st = s.tell(st, xo, jnp.sum(xo, axis=1))
+        xo, st = s.ask(jax.random.key(2), st)
+        on = _dtypes((xo, s.reserve(s.tell(st, xo, jnp.sum(xo, axis=1)), 9)))
+    assert on == off
+
+
+def test_float64_gp_matches_numpy_float64_posterior_without_global_x64():
+    """With jax_enable_x64 off the GP is still float64: the strategy's posterior mean (unpacked
+    from the state's bit pairs) equals a float64 numpy closed form (R&W Eq. 2.25,
+    Matern-5/2, the fitted hyperparameters) to 1e-9 (float32 gets ~1e-4 on this Gram matrix,
+    condition ~1e6); ``ask`` still returns float32."""
+    from jaxhpo.gp import _precision as precision
+
     assert not jax.config.read("jax_enable_x64")
     space = square(2)
     rng = np.random.default_rng(0)
@@ -116,19 +189,21 @@ def test_float64_state_matches_numpy_float64_posterior_without_global_x64():
     xq = rng.uniform(size=(50, 2))
     s = gp_bo(space, 24, capacity=32, num_initial=1, num_candidates=128)
     st = jax.jit(s.tell)(s.init(jax.random.key(0)), x, y)
-    assert st.post.chol.dtype == jnp.float64 and st.x.dtype == jnp.float64
-    with jax.enable_x64(True):
-        mean, _ = gp.predict(st.post, jnp.asarray(xq))
-        mean = np.asarray(st.post.unstandardize(mean, 0.0)[0])
+    assert st.x.dtype == jnp.float32 and st.post.chol.dtype == jnp.uint32
+    with precision.scope(True):
+        post = precision.unpack(st.post)
+        assert post.chol.dtype == jnp.float64
+        mean, _ = gp.predict(post, jnp.asarray(xq))
+        mean = np.asarray(post.unstandardize(mean, 0.0)[0])
+        ls, sig, noise = (np.asarray(a) for a in (post.lengthscale, post.signal, post.noise))
 
     def matern(a, b, ls, sig):
         r = np.sqrt(5 * np.sum(((a[:, None] - b[None]) / ls) ** 2, -1))
         return sig * (1 + r + r * r / 3) * np.exp(-r)
 
     xo, yo = np.asarray(x, np.float64), np.asarray(y, np.float64)
-    ls, sig = np.asarray(st.post.lengthscale), float(st.post.signal)
     jit = 1e-10 * sig  # the float64 jitter of jaxhpo.gp
-    gram = matern(xo, xo, ls, sig) + (float(st.post.noise) + jit) * np.eye(24)
+    gram = matern(xo, xo, ls, sig) + (noise + jit) * np.eye(24)
     z = (yo - yo.mean()) / yo.std()
     ref = yo.mean() + yo.std() * matern(xq, xo, ls, sig) @ np.linalg.solve(gram, z)
     np.testing.assert_allclose(mean, ref, atol=1e-9)

@@ -7,7 +7,9 @@
 * acquisitions: :func:`log_ei`, :func:`ei`, :func:`ucb`, :func:`pi`, :func:`log_pi`,
   :func:`log_h`.
 
-The Bayesian-optimization strategy built on these is :func:`jaxhpo.strategies.gp_bo`.
+The Bayesian-optimization strategy built on these is :func:`jaxhpo.strategies.gp_bo`; how it
+runs them in float64 without a global x64 flag (and keeps float64 out of its state) is
+documented in one place, ``jaxhpo/gp/_precision.py``.
 """
 
 from jaxhpo.gp._acquisition import (ACQUISITIONS, acquisition_value, ei, log1mexp, log_ei,

@@ -36,6 +36,7 @@ import optax
 from flax import struct
 
 from jaxhpo.gp._kernels import InputSpec, kernel_matrix, transform_inputs
+from jaxhpo.gp._precision import argmin
 
 # Box on the unconstrained hyperparameters (the optimizer may step outside; every use clips).
 LOG_LS_BOUNDS = (math.log(5e-3), math.log(30.0))
@@ -93,24 +94,6 @@ def standardize(y: jax.Array, mask: jax.Array) -> tuple[jax.Array, jax.Array, ja
     std = jnp.sqrt(jnp.sum(jnp.where(mask, (y - mean) ** 2, 0.0)) / n)
     std = jnp.where(std > 1e-6, std, 1.0)
     return jnp.where(mask, (y - mean) / std, 0.0), mean, std
-
-
-def argmax(a: jax.Array, axis: int = -1) -> jax.Array:
-    """First index of the maximum along ``axis`` (int32), from ``max`` and ``min`` only.
-
-    ``jnp.argmax`` lowers by re-tracing a reduction at compile time, under the global
-    ``jax_enable_x64`` setting: a float64 argmax traced inside ``jax.enable_x64`` and compiled
-    outside it fails. NaN entries never win (callers pass sanitized scores).
-    """
-    axis = axis % a.ndim
-    m = jnp.max(a, axis=axis, keepdims=True)
-    idx = jax.lax.broadcasted_iota(jnp.int32, a.shape, axis)
-    return jnp.min(jnp.where(a == m, idx, a.shape[axis]), axis=axis).clip(0, a.shape[axis] - 1)
-
-
-def argmin(a: jax.Array, axis: int = -1) -> jax.Array:
-    """First index of the minimum along ``axis`` (see :func:`argmax`)."""
-    return argmax(-a, axis)
 
 
 def jitter_for(dtype) -> float:
