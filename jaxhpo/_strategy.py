@@ -108,6 +108,7 @@ def recorded_settings(factory: Callable[..., Strategy]) -> Callable[..., Strateg
         except TypeError:  # the factory accepted it, so this cannot happen; record nothing
             return strategy
         bound.apply_defaults()
+        strategy = strategy._replace(tell=_checked_tell(strategy))
         config = {"factory": factory.__name__}
         for name, value in bound.arguments.items():
             if name == "space":
@@ -120,3 +121,22 @@ def recorded_settings(factory: Callable[..., Strategy]) -> Callable[..., Strateg
         return strategy._replace(config=config)
 
     return make
+
+
+def _checked_tell(strategy: Strategy):
+    """``strategy.tell`` with its arguments' shapes checked (shapes are static, so this costs
+    nothing under ``jit``): a wrong shape is a ValueError naming the argument, not a
+    broadcasting error from deep inside the strategy."""
+    tell, pop, d = strategy.tell, strategy.population_size, strategy.num_dims
+
+    def checked(state, x, fitness):
+        if tuple(jnp.shape(x)) != (pop, d):
+            raise ValueError(f"{strategy.name}.tell: x must be f32[{pop}, {d}] (what ask "
+                             f"returned), got shape {tuple(jnp.shape(x))}")
+        shape = tuple(jnp.shape(fitness))
+        if shape[:1] != (pop,) or len(shape) > 2:
+            raise ValueError(f"{strategy.name}.tell: fitness must be f32[{pop}] (one value per "
+                             f"member; f32[{pop}, m] for several objectives), got shape {shape}")
+        return tell(state, x, fitness)
+
+    return checked

@@ -627,3 +627,106 @@ def test_scheduler_args(data):
 def test_example_budget():
     """The generated examples sum to at least 500."""
     assert sum(EXAMPLES.values()) >= 500, EXAMPLES
+
+
+# ---------------------------------------------------------------------------- the run layer
+# Objective outputs, metric/strategy mismatches, wrong-shaped tells and tune signatures: each
+# must fail with jaxhpo's own error naming what is wrong, before a generation is evaluated
+# where that is possible (the cheap strategies below keep these cases fast).
+BAD_PY_OUTPUTS = ["1.5", b"1", True, np.bool_(False), 1 + 2j, None, [1.0], (1.0, 2.0),
+                  {"a": "x"}, {"a": None}, {"a": 1 + 1j}, {}, object()]
+BAD_JAX_OUTPUTS = [lambda hp: "s", lambda hp: None, lambda hp: True,
+                   lambda hp: jax.numpy.asarray(1 + 2j), lambda hp: hp["x"] > 0.5,
+                   lambda hp: jax.numpy.zeros(3), lambda hp: {"a": "s"},
+                   lambda hp: {"a": jax.numpy.ones((2, 2))}]
+SINGLE = {"tpe": lambda: J.tpe(SPACE, 4), "cma_es": lambda: J.cma_es(SPACE, 4),
+          "gp_bo": lambda: J.gp_bo(SPACE, 4), "differential_evolution":
+          lambda: J.differential_evolution(SPACE, 4), "particle_swarm":
+          lambda: J.particle_swarm(SPACE, 4), "genetic_algorithm":
+          lambda: J.genetic_algorithm(SPACE, 4), "simulated_annealing":
+          lambda: J.simulated_annealing(SPACE, 4), "sep_cma_es": lambda: J.sep_cma_es(SPACE, 4)}
+
+
+def _run_cases():
+    cases = []
+    for i, out in enumerate(BAD_PY_OUTPUTS):
+        cases.append((f"py-output-{i}", lambda out=out: jaxhpo.minimize(
+            lambda p: out, SPACE, J.random_search(SPACE, 2), num_generations=1,
+            progress=False), ("must return a real number", "empty dict")))
+    for i, fn in enumerate(BAD_JAX_OUTPUTS):
+        cases.append((f"jax-output-{i}", lambda fn=fn: jaxhpo.minimize(
+            lambda key, hp: fn(hp), SPACE, J.random_search(SPACE, 2), num_generations=1,
+            progress=False), ("real scalar", "per-member shape")))
+    for name, make in SINGLE.items():  # several metrics into a single-objective strategy
+        for kind in ("python", "jax"):
+            fn = (lambda p: {"a": p["x"], "b": p["y"]}) if kind == "python" else (
+                lambda key, hp: {"a": hp["x"], "b": hp["y"]})
+            cases.append((f"metrics-{name}-{kind}", lambda fn=fn, make=make: jaxhpo.minimize(
+                fn, SPACE, make(), metric=["a", "b"], num_generations=1, progress=False),
+                ("optimizes one objective",)))
+        cases.append((f"tell-shape-{name}", lambda make=make: _bad_tell(make()),
+                      ("fitness must be",)))
+    for m in (1, 3):  # nsga2 built for 2 objectives
+        names = ["a", "b", "c"][:m]
+        cases.append((f"nsga2-{m}", lambda names=names: jaxhpo.minimize(
+            lambda key, hp: {"a": hp["x"], "b": hp["y"], "c": hp["x"]}, SPACE,
+            J.nsga2(SPACE, 4), metric=names, num_generations=1, progress=False),
+            ("objective columns", "2 objectives")))
+    for i, fn in enumerate([lambda p: p["x"], lambda p, q, r: 1.0]):  # tune's fn(params, trial)
+        cases.append((f"tune-signature-{i}", lambda fn=fn: jaxhpo.tune(
+            fn, SPACE, J.random_search(SPACE, 2), S.ASHA(10, 30, mode="stopping"),
+            max_trials=2, progress=False), ("fn(params, trial)", "signature")))
+    cases.append(("minimize-trial-signature", lambda: jaxhpo.minimize(
+        lambda params, trial: 1.0, SPACE, J.random_search(SPACE, 2), num_generations=1),
+        ("jaxhpo.tune",)))
+    cases.append(("jax-type-one-arg", lambda: jaxhpo.minimize(
+        lambda p: 1.0, SPACE, J.random_search(SPACE, 2), num_generations=1,
+        objective_type="jax"), ("objective_type",)))
+    cases.append(("traced-shape", lambda: jaxhpo.minimize(
+        lambda key, hp: jax.numpy.zeros((hp["n"],)).sum(), Space({"n": Int(1, 4)}),
+        J.random_search(Space({"n": Int(1, 4)}), 2), num_generations=1, progress=False),
+        ("'n'", "static=True")))
+    for key in (2 ** 64, -2 ** 63 - 1, 1.5, "0", None):
+        cases.append((f"key-{key!r}", lambda key=key: jaxhpo.minimize(
+            lambda p: 1.0, SPACE, J.random_search(SPACE, 2), num_generations=1, key=key),
+            ("key",)))
+    for journal in ("", "   ", 3, b"x"):
+        cases.append((f"journal-{journal!r}", lambda journal=journal: jaxhpo.minimize(
+            lambda p: 1.0, SPACE, J.random_search(SPACE, 2), num_generations=1,
+            journal=journal), ("journal",)))
+    for name, value in [("callbacks", [3]), ("callbacks", "f"), ("progress", "loud"),
+                        ("time_budget", -1.0), ("time_budget", math.nan),
+                        ("initial_params", {"x": 0.5}), ("initial_params", [{"z": 1.0}]),
+                        ("initial_params", [{"x": 2.0, "y": 0.5}]), ("warm_start", 3),
+                        ("executor", 4), ("steps", 5), ("max_failures", -1)]:
+        cases.append((f"minimize-{name}-{value!r}", lambda name=name, value=value:
+                      jaxhpo.minimize(lambda p: 1.0, SPACE, J.random_search(SPACE, 2),
+                                      num_generations=1, **{name: value}),
+                      (name, "steps=")))
+    return cases
+
+
+def _bad_tell(strategy):
+    state = strategy.init(jax.random.key(0))
+    x, state = strategy.ask(jax.random.key(1), state)
+    strategy.tell(state, x, jax.numpy.zeros((strategy.population_size + 1,)))
+
+
+RUN_CASES = _run_cases()
+
+
+@pytest.mark.parametrize("make,names", [(m, n) for _, m, n in RUN_CASES],
+                         ids=[c[0] for c in RUN_CASES])
+def test_run_layer_cases(make, names):
+    raises_clearly(make, *names)
+
+
+def test_run_case_table_is_large():
+    assert len(RUN_CASES) >= 70, len(RUN_CASES)
+
+
+def test_hyperparameter_typo_in_a_jax_objective_lists_the_names():
+    """A KeyError (it is a missing key) from jaxhpo, listing the names and the closest."""
+    with pytest.raises(KeyError, match=r"'xx'.*\['x', 'y'\].*did you mean 'x'"):
+        jaxhpo.minimize(lambda key, hp: hp["xx"], SPACE, J.random_search(SPACE, 2),
+                        num_generations=1, progress=False)
