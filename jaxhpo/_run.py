@@ -429,7 +429,7 @@ class Monitor:
         check_progress(mode)
         self.bar, self.log, self.unit, self.total = None, None, unit, total
         self.callbacks, self.driver = tuple(callbacks), driver
-        self.t0, self.done, self.stopped = time.perf_counter(), start, False
+        self.t0, self.done, self.stopped, self.best = time.perf_counter(), start, False, None
         tty = sys.stderr.isatty() and not os.environ.get("CI")
         if mode == "bar" or (mode in (True, "auto") and tty):
             from rich.progress import (BarColumn, MofNCompleteColumn, Progress as Bar,
@@ -449,9 +449,15 @@ class Monitor:
         """Show progress, run the callbacks; ``True`` once a callback asked to stop."""
         self.done += advance
         if self.bar is not None or self.log is not None:
-            best = "-"
-            if len(history.objectives) == 1 and history.completed():
-                best = f"{history.best_trial().value:.6g}"
+            if len(history.objectives) == 1:  # the running best, from the new trials only
+                sign = 1.0 if history.directions[0] == "minimize" else -1.0
+                if self.best is None and len(history) > len(new):  # resumed: once
+                    new = list(history)
+                for t in new:
+                    if t.status == "ok" and t.values is not None and (
+                            self.best is None or sign * t.values[0] < sign * self.best):
+                        self.best = t.values[0]
+            best = "-" if self.best is None else f"{self.best:.6g}"
             if self.bar is not None:
                 self.bar.update(self.task, advance=advance, best=best)
             else:

@@ -40,9 +40,12 @@ class Strategy(NamedTuple):
       reserve: ``None``, or ``reserve(state, n) -> state`` for strategies whose state holds a
         buffer of observations that can grow: returns a state with room for ``n``
         observations (possibly larger arrays, so ``ask``/``tell`` retrace once per growth).
-        Drivers call it outside ``jit``: :func:`jaxhpo.minimize` before each ``tell``
-        (buffers double, so at most ``log2(n)`` compilations) and :func:`jaxhpo.minimize_scan`
-        once for the whole run. Without it, a full buffer keeps its best observations.
+        It is shape logic on a static count, so it also runs while ``jit`` traces. The run
+        layer sizes every buffer through one helper (``jaxhpo._run.reserve``): before each
+        ``tell`` in :func:`jaxhpo.minimize` and the ``tune`` proposer (buffers double, so at
+        most ``log2(n)`` compilations), when a journaled state is restored, and once, inside
+        the traced run, for :func:`jaxhpo.minimize_scan`. Without it, a full buffer keeps its
+        best observations.
       config: the factory's settings (``{"factory": name, argument: value, ...}``), recorded by
         :func:`recorded_settings` for every factory in :mod:`jaxhpo.strategies`; journals store
         it and ``resume`` refuses a run whose strategy settings differ. ``None`` for a

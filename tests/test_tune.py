@@ -333,3 +333,24 @@ def test_tune_runs_a_users_training_program_with_static_groups(make, tmp_path):
     again = run(journal=tmp_path / "j.jsonl", resume=True)
     assert [(t.number, t.values) for t in again.history] == \
         [(t.number, t.values) for t in res.history]
+
+
+@pytest.mark.parametrize("call,match", [
+    (lambda t: t.report(0.5, 10), "jaxhpo's order is trial.report\\(step, value\\)"),
+    (lambda t: t.report(10.0, 0.5), "jaxhpo's order"),
+    (lambda t: (t.report(20, 0.5), t.report(10, 0.4)), "must grow"),
+    (lambda t: t.report(10, "0.5"), "real number"),
+    (lambda t: t.report(0, 0.5), "step must be >= 1"),
+])
+def test_report_names_optunas_swapped_order(call, match):
+    """trial.report(value, step) in Optuna's order, or nonsense, is refused where it is made
+    (the trial fails with the message), instead of silently ending with no full-budget trial."""
+    def fn(p, trial):
+        call(trial)
+        return 1.0
+
+    with pytest.warns(UserWarning, match=match):
+        res = jaxhpo.tune(fn, SPACE, random_search(SPACE, 2), S.ASHA(10, 30, mode="stopping"),
+                          max_trials=2, progress=False)
+    with pytest.raises(ValueError, match=match):
+        res.best_trial
