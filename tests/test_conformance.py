@@ -139,27 +139,30 @@ def test_nan_inf_fitness_keeps_state_and_proposals_finite(name):
 
 
 # Progress is measured against random search on the same budget (PROGRESS_GENS x POP proposals,
-# same function): a strategy's median best regret over PROGRESS_SEEDS must be at most
-# BEAT_RANDOM x random search's median over REFERENCE_SEEDS (random search costs nothing, so its
-# median is taken over many seeds and is stable: 7.9e-4 measured, 8.6e-4 by the closed form). A
-# uniform sampler meets the bound with probability ~0.03 (at least 3 of 5 runs below its own
-# 0.16-quantile); the adaptive strategies beat it by 20x or more.
-PROGRESS_GENS = 16
+# same function): a strategy's median regret over PROGRESS_SEEDS must be at most
+# BEAT_RANDOM[m] x random search's median over REFERENCE_SEEDS (random search costs nothing, so
+# its median is taken over many seeds and is stable: 9.8e-4 measured, 1.15e-3 by the closed
+# form). One objective: a uniform sampler meets 1/4 with probability ~0.03 (at least 3 of 5 runs
+# below its own 0.16-quantile); the adaptive strategies beat it by 8x or more (measured). Two
+# objectives: the regret is a median over the last population, which varies little for a
+# uniform sampler, so half its median is already out of its reach (NSGA-II keeps a spread
+# population on the front: 0.2-0.3x).
+PROGRESS_GENS = 12
 PROGRESS_SEEDS = (5, 6, 7, 8, 9)
 REFERENCE_SEEDS = range(32)
-BEAT_RANDOM = 0.25
+BEAT_RANDOM = {1: 0.25, 2: 0.5}
 # Registered strategies that do not beat random search by that much on this problem and budget
 # (median regret / random search's, measured). Strict ones: a strategy that starts to pass fails
 # the suite, so the list stays true.
 NOT_BETTER_THAN_RANDOM = {
-    "grid_search": ("enumerates its 32 x 32 grid in order: the first 256 points have x0 <= 0.23 "
-                    "(7x random search's regret); not adaptive", True),
+    "grid_search": ("enumerates its 32 x 32 grid in order: the first 192 points have x0 <= 0.16 "
+                    "(20x random search's regret); not adaptive", True),
     "quasi_random": ("space-filling, not adaptive: its best point is about as close as random "
-                     "search's (0.8x)", True),
+                     "search's (0.6x)", True),
     "ppo_agent": ("the registry's small agent does no better than random search on this 2-d "
-                  "problem (2x its regret)", True),
+                  "problem (1.7x its regret; 1x at 320 evaluations)", True),
     "simulated_annealing": ("with the default schedule it beats random search by 4x on some "
-                            "seeds only (0.17x on seeds 5-7, ~1x on six others)", False),
+                            "seeds only (0.14x on seeds 5-9, ~0.9x on six others)", False),
 }
 def best_regret(xs, m):
     """Regret of the proposals ``xs: f32[gens, pop, 2]``. One objective: the best squared
@@ -202,10 +205,10 @@ def test_random_search_reference_matches_the_closed_form():
                                             strict=NOT_BETTER_THAN_RANDOM[n][1]))
     if n in NOT_BETTER_THAN_RANDOM else n for n in NAMES if n != "random_search"])
 def test_progress_beats_random_search(name):
-    """Median regret over 5 seeds x 16 generations x 16 on a 2-d sphere (optimum 0 at 0.3; for
-    two objectives: the last population's distance to the Pareto set) <= 1/4 of random
+    """Median regret over 5 seeds x 12 generations x 16 on a 2-d sphere (optimum 0 at 0.3; for
+    two objectives: the last population's distance to the Pareto set) <= 1/4 (1/2) of random
     search's median on the same budget."""
     m = REGISTRY[name].num_objectives
     got = progress(REGISTRY[name].make(SPACE_2D, POP), m, PROGRESS_SEEDS)
     reference = random_search_reference(m)
-    assert got <= BEAT_RANDOM * reference, (got, reference)
+    assert got <= BEAT_RANDOM[m] * reference, (got, reference)
