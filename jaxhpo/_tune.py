@@ -18,6 +18,7 @@ deterministically, never records a trial twice.
 
 from __future__ import annotations
 
+import concurrent.futures as cf
 import copy
 import os
 import time
@@ -111,7 +112,7 @@ def tune(objective, space: Space, strategy: Strategy, scheduler, *, max_trials: 
          journal: str | os.PathLike | None = None, resume: bool = False,
          checkpoint_every: int = 1, workers: int = 1, progress: bool | str = True,
          test_split: bool = True, time_budget: float | None = None,
-         callbacks=None) -> TuneResult:
+         callbacks=None, executor=None) -> TuneResult:
     """Tune with early stopping / multi-fidelity scheduling; freed slots are refilled.
 
     Args:
@@ -133,7 +134,12 @@ def tune(objective, space: Space, strategy: Strategy, scheduler, *, max_trials: 
       journal: JSON Lines journal path (a population run checkpoints to ``journal + ".ckpt"``).
       resume: continue the run in ``journal`` (same settings; checked).
       checkpoint_every: rounds between checkpoints (populations).
-      workers: threads running Python trials at once.
+      workers: Python trials running at once: threads, or (with ``executor``) trials in flight
+        on the executor.
+      executor: a :class:`concurrent.futures.Executor` (processes, a Dask client's
+        ``get_executor()``, threads) that runs Python trials; their ``trial.report`` calls reach
+        this process's scheduler live (a ``multiprocessing`` manager on 127.0.0.1), so early
+        stopping works as with threads. The objective must be picklable (module level).
       progress: ``True`` (a bar on a terminal, else log lines), ``"bar"``, ``"log"``, ``False``.
       test_split: evaluate finished trials on the test split too (populations).
       time_budget: seconds after which no new round (populations; at least one runs) or trial
@@ -209,6 +215,9 @@ def tune(objective, space: Space, strategy: Strategy, scheduler, *, max_trials: 
                          f"Python objective cannot do; use ASHA(mode='stopping'), "
                          f"MedianStopping or CurveStopping, or a jaxhpo.train.Trainer")
     workers = check_int(workers, "workers", 1)
+    if executor is not None and not isinstance(executor, cf.Executor):
+        raise TypeError(f"executor must be a concurrent.futures.Executor, got "
+                        f"{type(executor).__name__}")
     head = _run.header("tune", space, strategy, "python", metric, tg, key,
                        scheduler=scheduler.name, scheduler_config=settings,
                        max_trials=max_trials, slots=workers, eval_every=eval_every)
@@ -217,7 +226,7 @@ def tune(objective, space: Space, strategy: Strategy, scheduler, *, max_trials: 
         history, curves, trace, wall, stopped_by = run_python(
             objective, space, strategy, scheduler, max_trials, eval_every,
             (tg.names or ("value",))[0], sign, list(tg.directions), key, jr,
-            replayed_trials(contents), workers, time_budget, progress, callbacks)
+            replayed_trials(contents), workers, time_budget, progress, callbacks, executor)
     finally:
         if jr is not None:
             jr.close()

@@ -8,11 +8,13 @@ it reaches the same decisions without evaluating them again.
 
 from __future__ import annotations
 
+import concurrent.futures as cf
 import math
 import threading
 import time
 import warnings
 from concurrent.futures import ThreadPoolExecutor
+from multiprocessing.managers import BaseManager
 from dataclasses import dataclass, field
 
 import jax
@@ -83,7 +85,7 @@ class PythonRun:
 
 
 def run_python(fn, space, strategy, scheduler, max_trials, eval_every, metric, sign, dirs, key,
-               jr, prior, workers, time_budget, progress, callbacks=()):
+               jr, prior, workers, time_budget, progress, callbacks=(), executor=None):
     """Run ``fn(params, trial)`` trials; returns ``(history, curves, trace, wall_time,
     stopped_by)``."""
     by_member = {(tr.generation, tr.member): (tr, rec.get("curve", []))
@@ -139,36 +141,42 @@ def run_python(fn, space, strategy, scheduler, max_trials, eval_every, metric, s
                 tr.number = n
                 record(tr, curve)
 
+    def finish(job, out, reports, stopped):
+        """Record a trial that ran (here or on the executor)."""
+        n, x, g, m = job
+        status, error, value = OK, out.error, None
+        if out.error == "StopTrial" or stopped:
+            status, error = STOPPED, None
+        if out.error is not None and status != STOPPED:
+            status = FAILED
+        elif out.metrics is not None:
+            value = out.metrics.get(metric, next(iter(out.metrics.values())))
+        if status == STOPPED or (value is None and status == OK):
+            value = reports[-1][1] if reports else None
+            if status == OK and value is None:
+                status, error = FAILED, "the objective returned None and reported nothing"
+        steps = reports[-1][0] if reports else 0
+        tr = _run.make_trial(space, n, g, m, x,
+                             {metric: value if value is not None else math.nan},
+                             None if status == FAILED or value is None else [value],
+                             error=error, status=status if status != OK else None,
+                             wall_time=out.wall_time, fidelity=steps)
+        curve = [[s, v] for s, v in reports]
+        with run.lock:
+            record(tr, curve)
+            if jr is not None:
+                jr.write(tr.to_record() | {"type": "trial", "curve": curve})
+
     def work():
         while (job := take()) is not None:
-            n, x, g, m = job
-            h = TrialHandle(run, n, space.to_params(x))
+            h = TrialHandle(run, job[0], space.to_params(job[1]))
             out = _run.call_python(fn, dict(h.params), h, allow_none=True)
-            status, error, value = OK, out.error, None
-            if out.error == "StopTrial" or h.should_stop():
-                status, error = STOPPED, None
-            if out.error is not None and status != STOPPED:
-                status = FAILED
-            elif out.metrics is not None:
-                value = out.metrics.get(metric, next(iter(out.metrics.values())))
-            if status == STOPPED or (value is None and status == OK):
-                value = h.reports[-1][1] if h.reports else None
-                if status == OK and value is None:
-                    status, error = FAILED, "the objective returned None and reported nothing"
-            steps = h.reports[-1][0] if h.reports else 0
-            tr = _run.make_trial(space, n, g, m, x,
-                                 {metric: value if value is not None else math.nan},
-                                 None if status == FAILED or value is None else [value],
-                                 error=error, status=status if status != OK else None,
-                                 wall_time=out.wall_time, fidelity=steps)
-            curve = [[s, v] for s, v in h.reports]
-            with run.lock:
-                record(tr, curve)
-                if jr is not None:
-                    jr.write(tr.to_record() | {"type": "trial", "curve": curve})
+            finish(job, out, h.reports, h.should_stop())
 
     try:
-        if workers == 1:
+        if executor is not None:
+            _on_executor(executor, workers, fn, space, run, take, finish)
+        elif workers == 1:
             work()
         else:
             with ThreadPoolExecutor(workers) as ex:
@@ -178,6 +186,70 @@ def run_python(fn, space, strategy, scheduler, max_trials, eval_every, metric, s
         bar.close()
     history.trials.sort(key=lambda t: t.number)
     return history, curves, trace, time.time() - t_start, counters["stopped_by"]
+
+
+# ---------------------------------------------------------------------------- executors
+class _ReportClient(BaseManager):
+    """A worker's connection to the driver's scheduler (see :func:`_on_executor`)."""
+
+
+_ReportClient.register("reports")
+
+
+def remote_trial(fn, params, number, address, authkey):
+    """Run one trial in an executor's worker; its reports reach the driver's scheduler live
+    through a manager connection, so the scheduler can stop it mid-way."""
+    client = _ReportClient(address=address, authkey=authkey)
+    client.connect()
+    handle = TrialHandle(client.reports(), number, params)
+    out = _run.call_python(fn, dict(params), handle, allow_none=True)
+    return out, handle.reports, handle.should_stop()
+
+
+def _on_executor(executor, in_flight, fn, space, run, take, finish):
+    """Keep ``in_flight`` trials running on ``executor``; record each as it completes.
+
+    The driver serves its scheduler over a ``multiprocessing`` manager on 127.0.0.1 (a random
+    port and authentication key), which is how a worker process, or a Dask worker on this
+    host, reports ``trial.report(step, value)`` and learns ``should_stop()`` while it runs.
+    """
+    import secrets
+
+    server_type = type("_ReportServer", (BaseManager,), {})
+    server_type.register("reports", callable=lambda: run)
+    authkey = secrets.token_bytes(16)
+    server = server_type(address=("127.0.0.1", 0), authkey=authkey).get_server()
+    def serve():
+        try:
+            server.serve_forever()
+        except SystemExit:  # how a manager server ends, meant for a process of its own
+            pass
+
+    threading.Thread(target=serve, daemon=True).start()
+    running = {}
+    try:
+        while True:
+            while len(running) < in_flight and (job := take()) is not None:
+                params = space.to_params(job[1])
+                running[executor.submit(remote_trial, fn, params, job[0], server.address,
+                                        authkey)] = job
+            if not running:
+                return
+            done, _ = cf.wait(running, return_when=cf.FIRST_COMPLETED)
+            for f in done:
+                job = running.pop(f)
+                try:
+                    out, reports, stopped = f.result()
+                except _run.ObjectiveOutputError:
+                    raise
+                except Exception as e:  # the worker died or could not run the trial
+                    out, reports, stopped = _run.Outcome(
+                        None, True, f"{type(e).__name__}: {e} (in the executor)", 0.0), [], \
+                        False
+                finish(job, out, reports, stopped)
+    finally:
+        server.stop_event.set()
+        server.listener.close()
 
 
 def replayed_trials(contents) -> dict:

@@ -77,3 +77,31 @@ def test_executor_needs_a_python_objective():
     with pytest.raises(TypeError, match="executor must be"):
         jaxhpo.minimize(objective, SPACE, tpe(SPACE, 2), num_generations=1, executor=4,
                         progress=False)
+
+
+def curve(p, trial):  # module level: runs in worker processes
+    f = (p["a"] - 0.3) ** 2 + (p["b"] - 0.6) ** 2
+    for s in range(10, 91, 10):
+        trial.report(s, f + 1.0 / s)
+        if trial.should_stop():
+            raise jaxhpo.StopTrial
+    return f + 1.0 / 90
+
+
+def test_tune_on_worker_processes_stops_trials_live():
+    """Reports from worker processes reach the driver's ASHA while the trials run: some
+    trials end at a low rung (without live reports each would run to 90 steps), and every
+    recorded curve is the objective's own closed form."""
+    from jaxhpo import schedulers as S
+
+    with cf.ProcessPoolExecutor(2, mp_context=mp.get_context("spawn")) as ex:
+        res = jaxhpo.tune(curve, SPACE, tpe(SPACE, 4, n_startup_trials=4),
+                          S.ASHA(10, 90, eta=3, mode="stopping"), max_trials=16, workers=2,
+                          executor=ex, key=1, progress=False)
+    assert len(res.history) == 16
+    assert any(t.status == "stopped" and t.fidelity < 90 for t in res.history)
+    assert any(t.status == "ok" and t.fidelity == 90 for t in res.history)
+    for t in res.history:
+        f = (t.params["a"] - 0.3) ** 2 + (t.params["b"] - 0.6) ** 2
+        assert res.curves[t.number] == [[s, pytest.approx(f + 1.0 / s)]
+                                        for s in range(10, int(t.fidelity) + 1, 10)]
