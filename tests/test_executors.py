@@ -23,8 +23,8 @@ def objective(p):  # module level: picklable for worker processes
     return (p["a"] - 0.3) ** 2 + (p["b"] - 0.6) ** 2
 
 
-def run(executor=None, **kw):
-    return jaxhpo.minimize(objective, SPACE, tpe(SPACE, 6, n_startup_trials=6),
+def run(executor=None, fn=None, **kw):
+    return jaxhpo.minimize(fn or objective, SPACE, tpe(SPACE, 6, n_startup_trials=6),
                            num_generations=3, key=5, progress=False, executor=executor, **kw)
 
 
@@ -105,3 +105,50 @@ def test_tune_on_worker_processes_stops_trials_live():
         f = (t.params["a"] - 0.3) ** 2 + (t.params["b"] - 0.6) ** 2
         assert res.curves[t.number] == [[s, pytest.approx(f + 1.0 / s)]
                                         for s in range(10, int(t.fidelity) + 1, 10)]
+
+
+KILLED_DRIVER = """
+import concurrent.futures as cf, multiprocessing as mp, sys
+sys.path.insert(0, sys.argv[2])
+import test_executors as T
+
+if __name__ == "__main__":
+    with cf.ProcessPoolExecutor(2, mp_context=mp.get_context("spawn")) as ex:
+        T.run(ex, fn=T.Slow(), journal=sys.argv[1])
+"""
+
+
+class Slow:
+    """The module's objective, 0.2 s slower (so workers are busy when the driver dies)."""
+
+    def __call__(self, p):
+        import time
+
+        time.sleep(0.2)
+        return objective(p)
+
+
+def test_sigkill_of_the_driver_while_workers_are_busy_then_resume(reference, tmp_path):
+    import signal
+    import subprocess
+    import sys
+    import time
+
+    path = tmp_path / "j.jsonl"
+    here = __import__("os").path.dirname(__file__)
+    root = __import__("os").path.dirname(here)
+    env = dict(__import__("os").environ, PYTHONPATH=root)
+    driver = subprocess.Popen([sys.executable, "-c", KILLED_DRIVER, str(path), here], env=env)
+    deadline = time.time() + 120
+    while time.time() < deadline and (not path.exists() or
+                                      path.read_text().count('"type": "trial"') < 7):
+        time.sleep(0.01)
+    driver.send_signal(signal.SIGKILL)  # mid-generation 1, with trials on the workers
+    driver.wait()
+    before = path.read_text().count('"type": "trial"')
+    assert 7 <= before < 18
+    with cf.ThreadPoolExecutor(2) as ex:
+        again = run(ex, journal=path, resume=True)
+    assert rows(again) == rows(reference)
+    numbers = [ln for ln in path.read_text().splitlines() if '"type": "trial"' in ln]
+    assert len(numbers) == len(set(numbers)) == 18  # nothing lost, nothing twice
