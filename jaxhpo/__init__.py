@@ -24,7 +24,7 @@ from jaxhpo._driver import Result, TooManyFailures, minimize, minimize_scan
 from jaxhpo._history import History, Trial, pareto_mask
 from jaxhpo._pareto import hypervolume, pareto_front
 from jaxhpo._journal import JournalInUse
-from jaxhpo._run import RunEvent, StopRun
+from jaxhpo._monitor import RunEvent, StopRun
 from jaxhpo._space import Categorical, Float, Int, Space
 from jaxhpo._strategy import Strategy, sanitize_fitness
 

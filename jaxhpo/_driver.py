@@ -20,7 +20,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from jaxhpo import _run
+from jaxhpo import _monitor, _run, _warm
 from jaxhpo._history import FAILED, OK, History, Trial
 from jaxhpo._journal import decode_state, encode_state
 from jaxhpo._space import Space
@@ -389,16 +389,16 @@ def minimize(objective: Callable, space: Space, strategy: Strategy, *,
     tg = _run.targets(metric, direction)
     _run.check_objectives(strategy, tg)
     key = as_key(key)
-    callbacks = _run.check_callbacks(callbacks)
+    callbacks = _monitor.check_callbacks(callbacks)
     time_budget = check_optional_real(time_budget, "time_budget", 0.0, low_open=True)
-    _run.check_progress(progress)
+    _monitor.check_progress(progress)
 
     pop = strategy.population_size
-    init_x = _run.initial_points(space, initial_params)
-    seed_x, seed_f = _run.warm_start_data(space, warm_start, tg)
-    offset = _run.seed_chunks(strategy, len(seed_x))  # populations told before generation 0
+    init_x = _warm.initial_points(space, initial_params)
+    seed_x, seed_f = _warm.warm_start_data(space, warm_start, tg)
+    offset = _warm.seed_chunks(strategy, len(seed_x))  # populations told before generation 0
     k_init, k_run = _run.run_keys(key)
-    state = _run.seed(strategy, strategy.init(k_init), seed_x, seed_f)
+    state = _warm.seed(strategy, strategy.init(k_init), seed_x, seed_f)
     ask, tell = jax.jit(strategy.ask), jax.jit(strategy.tell)
     evaluate = None
     if kind == "jax":
@@ -407,7 +407,7 @@ def minimize(objective: Callable, space: Space, strategy: Strategy, *,
     elif kind == "program":
         evaluate = _ProgramEvaluator(objective, space, pop, steps)
     head = _run.header("minimize", space, strategy, kind, metric, tg, key,
-                       initial_params=init_x, warm_start=_run.digest(seed_x, seed_f))
+                       initial_params=init_x, warm_start=_warm.digest(seed_x, seed_f))
     jr, contents = _run.open_journal(journal, check_bool(resume, "resume"), head,
                                      write=jax.process_index() == 0)
     if jax.process_index() != 0:
@@ -434,7 +434,7 @@ def minimize(objective: Callable, space: Space, strategy: Strategy, *,
         if t.generation < res.start:
             history.append(t)
     failures = [sum(t.status == FAILED for t in history)]
-    bar = _run.Monitor(progress, num_generations, res.start, callbacks=callbacks)
+    bar = _monitor.Monitor(progress, num_generations, res.start, callbacks=callbacks)
     stopped_by = None
     try:
         for g in range(res.start, num_generations):

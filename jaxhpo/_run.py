@@ -1,6 +1,7 @@
 """The run layer shared by :func:`jaxhpo.minimize`, :func:`jaxhpo.minimize_scan` and
 :func:`jaxhpo.tune`: one setup, one key schedule, one journal header and resume check, one
-Python-trial evaluator, one buffer-sizing helper.
+Python-trial evaluator, one buffer-sizing helper. Progress and callbacks live in
+:mod:`jaxhpo._monitor`, warm starts in :mod:`jaxhpo._warm`.
 
 Keys: a run's ``key`` is split into ``(k_init, k_run)``; ask number ``g`` uses
 ``split(fold_in(k_run, g))`` into ``(k_ask, k_eval)``, and member ``i`` of a JAX-native objective
@@ -13,22 +14,20 @@ from __future__ import annotations
 import inspect
 import math
 import numbers
-import os
-import sys
 import time
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Any
 
 import jax
 import numpy as np
 
-from jaxhpo._history import DIVERGED, FAILED, OK, History, Trial
+from jaxhpo._history import DIVERGED, FAILED, OK, Trial
 from jaxhpo._journal import (FORMAT, VERSION, Journal, JournalContents, normalized,
                              read_journal)
 from jaxhpo._space import Space
 from jaxhpo._strategy import Strategy
-from jaxhpo._validate import as_key, check_int, check_path  # noqa: F401  (re-exported)
+from jaxhpo._validate import as_key, check_path
 
 _DIRECTIONS = ("minimize", "maximize")
 
@@ -351,247 +350,3 @@ def _check_resumed(jr: Journal, head: dict, existed: bool):
     if contents.torn_at is not None:
         jr.drop_torn_tail(contents.torn_at)
     return jr, contents
-
-
-# ---------------------------------------------------------------------------- progress
-def logger():
-    """The ``jaxhpo`` logger. As Optuna does, it writes INFO lines to stderr by default (when
-    neither it nor the root logger has a handler); configure ``logging`` to change that."""
-    import logging
-
-    log = logging.getLogger("jaxhpo")
-    if not log.handlers and not logging.getLogger().handlers:
-        handler = logging.StreamHandler()
-        handler.setFormatter(logging.Formatter("[jaxhpo %(asctime)s] %(message)s", "%H:%M:%S"))
-        log.addHandler(handler)
-        log.setLevel(logging.INFO)
-        log.propagate = False
-    return log
-
-
-class StopRun(Exception):
-    """Raise from a callback to end the run cleanly after the current generation, round or
-    trial: everything done is journaled and ``resume=True`` continues from there."""
-
-
-@dataclass(frozen=True)
-class RunEvent:
-    """What a callback receives after each generation (``minimize``), round (``tune`` on a
-    population) or trial (``tune`` on a Python objective).
-
-    Attributes:
-      driver: ``"minimize"`` or ``"tune"``.
-      step: the generation, round or trial index just completed (from 0).
-      trials: the trials completed in it.
-      history: every trial of the run so far.
-      elapsed: seconds since the run (this call) started.
-      curves: ``tune``: ``{trial number: learning curve}`` of the new trials (values per round,
-        or ``[step, value]`` reports); ``{}`` for ``minimize``.
-
-    A callback object may also have a ``close()`` method: the driver calls it when the run
-    ends (normally, stopped, or by an exception).
-    """
-
-    driver: str
-    step: int
-    trials: tuple
-    history: History
-    elapsed: float
-    curves: dict = field(default_factory=dict)
-
-
-def check_callbacks(callbacks) -> tuple:
-    """``None`` or a sequence of callables ``cb(event: RunEvent)``."""
-    if callbacks is None:
-        return ()
-    if callable(callbacks):
-        callbacks = [callbacks]
-    if isinstance(callbacks, (str, bytes)) or not isinstance(callbacks, Sequence) or not all(
-            callable(c) for c in callbacks):
-        raise TypeError(f"callbacks must be a list of callables cb(event), got {callbacks!r}")
-    return tuple(callbacks)
-
-
-def check_progress(mode) -> None:
-    if not isinstance(mode, (bool, str)) or mode not in (True, False, "auto", "bar", "log"):
-        raise ValueError(f"progress must be True, False, 'auto', 'bar' or 'log', got {mode!r}")
-
-
-class Monitor:
-    """Progress display and callbacks, called once per generation, round or trial.
-
-    ``progress``: ``True``/``"auto"`` (a rich bar on a TTY outside CI, else one ``logging`` line
-    per update on the ``jaxhpo`` logger), ``"bar"``, ``"log"`` or ``False`` (nothing).
-    """
-
-    def __init__(self, mode, total: int, start: int, unit: str = "generation",
-                 callbacks=(), driver: str = "minimize"):
-        check_progress(mode)
-        self.bar, self.log, self.unit, self.total = None, None, unit, total
-        self.callbacks, self.driver = tuple(callbacks), driver
-        self.t0, self.done, self.stopped, self.best = time.perf_counter(), start, False, None
-        tty = sys.stderr.isatty() and not os.environ.get("CI")
-        if mode == "bar" or (mode in (True, "auto") and tty):
-            from rich.progress import (BarColumn, MofNCompleteColumn, Progress as Bar,
-                                       TextColumn, TimeElapsedColumn)
-            self.bar = Bar(TextColumn("[bold]jaxhpo"), BarColumn(), MofNCompleteColumn(),
-                           TextColumn("best {task.fields[best]}"), TimeElapsedColumn())
-            self.task = self.bar.add_task(unit, total=total, completed=start, best="-")
-            self.bar.start()
-        elif mode in (True, "auto", "log"):
-            self.log = logger()
-
-    def elapsed(self) -> float:
-        return time.perf_counter() - self.t0
-
-    def update(self, history: History, new=(), advance: int = 1, failed: int = 0,
-               curves: dict | None = None) -> bool:
-        """Show progress, run the callbacks; ``True`` once a callback asked to stop."""
-        self.done += advance
-        if self.bar is not None or self.log is not None:
-            if len(history.objectives) == 1:  # the running best, from the new trials only
-                sign = 1.0 if history.directions[0] == "minimize" else -1.0
-                if self.best is None and len(history) > len(new):  # resumed: once
-                    new = list(history)
-                for t in new:
-                    if t.status == "ok" and t.values is not None and (
-                            self.best is None or sign * t.values[0] < sign * self.best):
-                        self.best = t.values[0]
-            best = "-" if self.best is None else f"{self.best:.6g}"
-            if self.bar is not None:
-                self.bar.update(self.task, advance=advance, best=best)
-            else:
-                rate = len(history) / max(self.elapsed(), 1e-9)
-                self.log.info("%s %d/%d: best %s, %d trials (%d failed), %.3g trials/s",
-                              self.unit, self.done, self.total, best, len(history), failed,
-                              rate)
-        if self.callbacks:
-            event = RunEvent(self.driver, self.done - 1, tuple(new), history, self.elapsed(),
-                             {t.number: curves[t.number] for t in new
-                              if curves and t.number in curves})
-            for cb in self.callbacks:
-                try:
-                    cb(event)
-                except StopRun:
-                    self.stopped = True
-        return self.stopped
-
-    def close(self):
-        if self.bar is not None:
-            self.bar.stop()
-        for cb in self.callbacks:
-            if callable(getattr(cb, "close", None)):
-                cb.close()
-
-
-# ---------------------------------------------------------------------------- warm starts
-def initial_points(space: Space, initial_params) -> np.ndarray:
-    """``initial_params`` (a list of dicts, possibly partial) -> cube points ``f32[k, d]``.
-
-    A missing parameter takes its ``default=`` from the space; inactive conditional parameters
-    may be left out. Invalid entries raise before anything is evaluated, naming the entry.
-    """
-    if initial_params is None:
-        return np.zeros((0, space.dim), np.float32)
-    if isinstance(initial_params, Mapping) or not isinstance(initial_params, Sequence):
-        raise TypeError("initial_params must be a list of dicts {name: value}, got "
-                        f"{type(initial_params).__name__}")
-    rows = []
-    for i, given in enumerate(initial_params):
-        if not isinstance(given, Mapping):
-            raise TypeError(f"initial_params[{i}] must be a dict {{name: value}}, got "
-                            f"{given!r}")
-        filled = {n: space[n].default for n in space.names
-                  if n not in given and space[n].default is not None}
-        filled.update(given)
-        try:
-            rows.append(space.encode(filled))
-        except (TypeError, ValueError) as e:
-            raise ValueError(f"initial_params[{i}]: {e}; give every active parameter or set "
-                             "its default= in the Space") from None
-    return np.asarray(rows, np.float32).reshape(len(rows), space.dim)
-
-
-def warm_start_data(space: Space, source, tg: Targets) -> tuple[np.ndarray, np.ndarray]:
-    """Earlier trials to seed a strategy: ``(x f32[n, d], fitness f32[n] | f32[n, m])``.
-
-    ``source``: a :class:`jaxhpo.History`, a result with a ``history`` (``Result``,
-    ``TuneResult``), a journal path, or ``None``. Trials are re-encoded with this ``space`` (so
-    they must fit it) and their values oriented by this run's directions; failed and diverged
-    trials are left out.
-    """
-    if source is None:
-        return np.zeros((0, space.dim), np.float32), np.zeros((0,), np.float32)
-    if isinstance(source, (str, os.PathLike)):
-        from jaxhpo._journal import trials_by_number
-
-        history = [t for t, _ in trials_by_number(read_journal(source)).values()]
-    elif isinstance(source, History):
-        history = list(source)
-    elif isinstance(getattr(source, "history", None), History):
-        history = list(source.history)
-    else:
-        raise TypeError(f"warm_start must be a History, a run result or a journal path, got "
-                        f"{type(source).__name__}")
-    done = [t for t in history if t.values is not None and t.status in ("ok", "stopped")
-            and all(math.isfinite(v) for v in t.values)]
-    m = len(tg.directions)
-    done = [t for t in done if len(t.values) == m]
-    try:
-        x = np.stack([space.encode(t.params) for t in done]) if done else np.zeros(
-            (0, space.dim))
-    except (TypeError, ValueError) as e:
-        raise ValueError(f"warm_start: an earlier trial does not fit this space ({e}); seed "
-                         "from a run on the same space") from None
-    values = np.array([t.values for t in done], np.float64).reshape(len(done), m)
-    return x.astype(np.float32), tg.fitness(values) if len(done) else np.zeros(
-        (0,) if m == 1 else (0, m), np.float32)
-
-
-def digest(*arrays) -> str | None:
-    """A short hash of arrays (``None`` when all are empty): the journal header's record of
-    warm-start data, compared on resume."""
-    if all(np.size(a) == 0 for a in arrays):
-        return None
-    import hashlib
-
-    h = hashlib.sha256()
-    for a in arrays:
-        h.update(np.ascontiguousarray(a).tobytes())
-    return h.hexdigest()[:16]
-
-
-_MODEL_BASED = ("tpe", "gp_bo")  # strategies that learn from every told trial
-
-
-def seed_chunks(strategy: Strategy, n: int) -> int:
-    """How many populations :func:`seed` tells for ``n`` earlier trials (buffers are sized
-    with this offset for the rest of the run)."""
-    if n == 0:
-        return 0
-    model = strategy.reserve is not None or (strategy.config or {}).get(
-        "factory") in _MODEL_BASED
-    return -(-n // strategy.population_size) if model else 1
-
-
-def seed(strategy: Strategy, state, x: np.ndarray, fitness: np.ndarray):
-    """Tell a fresh strategy state earlier trials, in populations of its size.
-
-    Model-based strategies (an observation buffer: GP-BO, TPE) are told every trial, best
-    last; the others (evolution strategies) are told the best population once, which moves
-    their search distribution to it. A last partial population is filled with copies of the
-    best trials.
-    """
-    pop, chunks = strategy.population_size, seed_chunks(strategy, len(x))
-    if chunks == 0:
-        return state
-    score = fitness if fitness.ndim == 1 else fitness.sum(-1)
-    order = np.argsort(-score, kind="stable")[-chunks * pop:]  # worst first, best last
-    pad = np.resize(order[::-1], chunks * pop - len(order))  # copies of the best
-    idx = np.concatenate([pad, order]).astype(np.int64)
-    tell = jax.jit(strategy.tell)
-    for c in range(chunks):
-        rows = idx[c * pop:(c + 1) * pop]
-        state = reserve(strategy, state, c + 1)
-        state = tell(state, jax.numpy.asarray(x[rows]), jax.numpy.asarray(fitness[rows]))
-    return state

@@ -25,7 +25,7 @@ import time
 from dataclasses import dataclass, field
 from typing import Any
 
-from jaxhpo import _run
+from jaxhpo import _monitor, _run
 from jaxhpo._history import OK, History, Trial
 from jaxhpo._journal import fingerprint, read_json, write_json_atomic
 from jaxhpo._space import Space
@@ -180,8 +180,8 @@ def tune(objective, space: Space, strategy: Strategy, scheduler, *, max_trials: 
     checkpoint_every = check_int(checkpoint_every, "checkpoint_every", 1)
     check_bool(test_split, "test_split")
     time_budget = check_optional_real(time_budget, "time_budget", 0.0, low_open=True)
-    _run.check_progress(progress)
-    callbacks = _run.check_callbacks(callbacks)
+    _monitor.check_progress(progress)
+    callbacks = _monitor.check_callbacks(callbacks)
     settings = {k: v for k, v in vars(scheduler).items() if not k.startswith("_")}
     scheduler = copy.deepcopy(scheduler)
     pop = _population(objective, population_size, space)
@@ -258,7 +258,7 @@ def _run_population(pop, space, strategy, scheduler, max_trials, eval_every, met
     for n in sorted(done):
         history.append(done[n][0])
         curves[n] = done[n][1]
-    bar = _run.Monitor(progress, max_trials, len(done), unit="trial", callbacks=callbacks,
+    bar = _monitor.Monitor(progress, max_trials, len(done), unit="trial", callbacks=callbacks,
                        driver="tune")
 
     def record(ended) -> bool:

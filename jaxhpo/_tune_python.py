@@ -20,7 +20,7 @@ from dataclasses import dataclass, field
 import jax
 import numpy as np
 
-from jaxhpo import _run
+from jaxhpo import _monitor, _run
 from jaxhpo._history import FAILED, OK, STOPPED, History, Trial
 from jaxhpo._proposer import Proposer
 from jaxhpo.schedulers import Decision
@@ -98,7 +98,7 @@ def run_python(fn, space, strategy, scheduler, max_trials, eval_every, metric, s
     curves, trace = {}, []
     t_start = time.time()
     counters = {"next": 0, "best": math.inf, "failed": 0, "stopped_by": None}
-    bar = _run.Monitor(progress, max_trials, 0, unit="trial", callbacks=callbacks,
+    bar = _monitor.Monitor(progress, max_trials, 0, unit="trial", callbacks=callbacks,
                        driver="tune")
 
     def record(tr, curve):
