@@ -354,3 +354,26 @@ def test_report_names_optunas_swapped_order(call, match):
                           max_trials=2, progress=False)
     with pytest.raises(ValueError, match=match):
         res.best_trial
+
+
+def test_a_foreign_or_corrupt_checkpoint_is_refused_clearly(tmp_path):
+    """A checkpoint copied from another run, or cut short, is refused naming the file and the
+    fix, instead of being loaded (every trial would then be 'stopped') or raising from json."""
+    import shutil
+
+    def run(path, key, resume=False):
+        return jaxhpo.tune(_decay_program(), DECAY_SPACE, random_search(DECAY_SPACE, 4),
+                           S.ASHA(10, 30), max_trials=6, population_size=4, eval_every=10,
+                           metric="loss", key=key, journal=path, resume=resume,
+                           progress=False, test_split=False)
+
+    a, b = str(tmp_path / "a.jsonl"), str(tmp_path / "b.jsonl")
+    run(a, 1)
+    run(b, 2)
+    shutil.copy(a + ".ckpt", b + ".ckpt")
+    with pytest.raises(ValueError, match="belongs to another run"):
+        run(b, 2, resume=True)
+    with open(b + ".ckpt", "w") as f:
+        f.write('{"run": "abc", "engine"')
+    with pytest.raises(ValueError, match="is corrupt.*delete it"):
+        run(b, 2, resume=True)
