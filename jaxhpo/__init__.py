@@ -16,7 +16,10 @@ Public API (everything else is private and may change):
   and the schedulers built on them in :mod:`jaxhpo.schedulers`;
 * :func:`tune` (multi-fidelity runs with a scheduler: vmapped slots refilled as trials stop, or
   Python objectives with ``trial.report``/``should_stop``), returning a :class:`TuneResult`;
-* Pareto utilities :func:`pareto_front`, :func:`hypervolume`.
+* Pareto utilities :func:`pareto_front`, :func:`hypervolume`;
+* run-time hooks: callbacks receive a :class:`RunEvent` and may raise :class:`StopRun`; a journal
+  another process is writing raises :class:`JournalInUse`; tracking callbacks (MLflow,
+  TensorBoard) in :mod:`jaxhpo.integrations`.
 """
 
 from jaxhpo import strategies
@@ -44,7 +47,7 @@ def __getattr__(name):
         from jaxhpo import _tune
 
         return getattr(_tune, name)
-    if name in ("functions", "hypergrad", "plot", "rl", "schedulers", "train"):
+    if name in ("functions", "hypergrad", "integrations", "plot", "rl", "schedulers", "train"):
         import importlib
 
         return importlib.import_module(f"jaxhpo.{name}")
