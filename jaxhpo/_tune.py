@@ -95,9 +95,7 @@ def _population(objective, population_size, space=None):
             raise ValueError(f"population_size={population_size} differs from the given "
                              f"Population's size {objective.size}; leave it out")
         return objective
-    program_types = tuple(t for t in (train.Trainer, getattr(train, "TrainingProgram", None))
-                          if t is not None)
-    if isinstance(objective, program_types):
+    if isinstance(objective, (train.Trainer, train.TrainingProgram)):
         size = 16 if population_size is None else check_int(population_size,
                                                             "population_size", 1)
         if isinstance(objective, train.Trainer):
