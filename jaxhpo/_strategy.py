@@ -50,6 +50,12 @@ class Strategy(NamedTuple):
         :func:`recorded_settings` for every factory in :mod:`jaxhpo.strategies`; journals store
         it and ``resume`` refuses a run whose strategy settings differ. ``None`` for a
         hand-built Strategy (then only ``name`` is compared).
+      num_constraints: ``k > 0`` for a strategy built to handle ``k`` constraints (a factory
+        argument ``num_constraints=k``): its ``tell`` then takes a fourth argument
+        ``constraints: f32[population_size, k]``; a trial is feasible when every value is
+        ``<= 0`` (Optuna's convention) and a NaN constraint value counts as violated. ``0``:
+        ``tell`` takes three arguments and the drivers still keep infeasible trials out of
+        ``best_*``.
 
     Example:
       >>> strategy = jaxhpo.strategies.random_search(space, population_size=16)
@@ -67,6 +73,7 @@ class Strategy(NamedTuple):
     max_generations: int | None = None
     reserve: Callable[[StrategyState, int], StrategyState] | None = None
     config: dict | None = None
+    num_constraints: int = 0
 
 
 def sanitize_fitness(fitness: jax.Array) -> tuple[jax.Array, jax.Array]:
@@ -131,8 +138,19 @@ def _checked_tell(strategy: Strategy):
     nothing under ``jit``): a wrong shape is a ValueError naming the argument, not a
     broadcasting error from deep inside the strategy."""
     tell, pop, d = strategy.tell, strategy.population_size, strategy.num_dims
+    k = strategy.num_constraints
 
-    def checked(state, x, fitness):
+    def checked(state, x, fitness, constraints=None):
+        if (constraints is None) != (k == 0):
+            raise ValueError(
+                f"{strategy.name}.tell: " + (
+                    f"this strategy was built with num_constraints={k}: pass "
+                    f"constraints=f32[{pop}, {k}] (feasible when <= 0)" if k else
+                    "this strategy was built without constraints (num_constraints=0): build it "
+                    "with num_constraints=k to pass constraint values"))
+        if constraints is not None and tuple(jnp.shape(constraints)) != (pop, k):
+            raise ValueError(f"{strategy.name}.tell: constraints must be f32[{pop}, {k}], got "
+                             f"shape {tuple(jnp.shape(constraints))}")
         if tuple(jnp.shape(x)) != (pop, d):
             raise ValueError(f"{strategy.name}.tell: x must be f32[{pop}, {d}] (what ask "
                              f"returned), got shape {tuple(jnp.shape(x))}")
@@ -140,6 +158,8 @@ def _checked_tell(strategy: Strategy):
         if shape[:1] != (pop,) or len(shape) > 2:
             raise ValueError(f"{strategy.name}.tell: fitness must be f32[{pop}] (one value per "
                              f"member; f32[{pop}, m] for several objectives), got shape {shape}")
-        return tell(state, x, fitness)
+        if constraints is None:
+            return tell(state, x, fitness)
+        return tell(state, x, fitness, constraints)
 
     return checked
