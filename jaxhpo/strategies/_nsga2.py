@@ -6,6 +6,14 @@ crowding distance (Sect. III-B), and the best ``population_size`` survive (Sect.
 Children come from binary tournaments on (rank, crowding), simulated binary crossover
 (Deb & Agrawal 1995, distribution index ``eta_c``) and polynomial mutation (``eta_m``), as in
 the paper's experiments.
+
+With ``num_constraints=k`` the ranking uses the paper's constrained domination (Sect. V, Def.
+1): solution ``i`` constrained-dominates ``j`` when ``i`` is feasible and ``j`` is not, when
+both are infeasible and ``i`` has the smaller overall constraint violation, or when both are
+feasible and ``i`` dominates ``j``. Constraint values follow Optuna's convention: feasible when
+``<= 0``; the overall violation is ``sum_c max(c, 0)`` and a NaN value counts as a maximal
+violation. Binary tournaments on (rank, crowding) then implement the paper's constrained
+tournament, since every feasible solution ranks before every infeasible one.
 """
 
 from __future__ import annotations
@@ -15,8 +23,8 @@ import jax.numpy as jnp
 import numpy as np
 from flax import struct
 
-from jaxhpo._strategy import (Strategy, check_population_size, check_real, check_space,
-                              sanitize_fitness)
+from jaxhpo._strategy import (Strategy, check_int, check_population_size, check_real,
+                              check_space, sanitize_fitness)
 
 _WORST = float(np.finfo(np.float32).max) / 4
 
@@ -28,13 +36,31 @@ class NSGA2State:
     rank: jax.Array  # i32[pop]         non-domination rank (0 = first front)
     crowding: jax.Array  # f32[pop]
     generation: jax.Array  # i32[]
+    violation: jax.Array  # f32[pop]       overall constraint violation (0 = feasible)
 
 
-def non_dominated_rank(f: jax.Array) -> jax.Array:
+def constraint_violation(constraints: jax.Array) -> jax.Array:
+    """``f32[n]`` overall violation ``sum_c max(c, 0)`` of ``constraints f32[n, k]`` (feasible
+    when ``<= 0``); a NaN or infinite value counts as a violation of ``_WORST``."""
+    c = jnp.asarray(constraints, jnp.float32)
+    c = jnp.where(jnp.isfinite(c), jnp.clip(c, 0.0, _WORST), jnp.where(c < 0, 0.0, _WORST))
+    return jnp.minimum(jnp.sum(c, axis=-1), _WORST)
+
+
+def non_dominated_rank(f: jax.Array, violation: jax.Array | None = None) -> jax.Array:
     """``i32[n]`` front index of each row of ``f[n, m]`` (minimized), by repeated peeling of the
-    non-dominated set."""
+    non-dominated set.
+
+    With ``violation f32[n]`` (``0`` = feasible; see :func:`constraint_violation`) domination
+    is Deb et al.'s constrained domination (NSGA-II paper, Sect. V, Def. 1).
+    """
     n = f.shape[0]
     dom = (jnp.all(f[:, None] <= f[None], -1) & jnp.any(f[:, None] < f[None], -1))  # i dom j
+    if violation is not None:
+        v = jnp.asarray(violation, jnp.float32)
+        ok = v <= 0
+        dom = ((ok[:, None] & ok[None] & dom) | (ok[:, None] & ~ok[None])
+               | (~ok[:, None] & ~ok[None] & (v[:, None] < v[None])))
 
     def peel(carry):
         r, rank, left = carry
@@ -67,7 +93,7 @@ def crowding_distance(f: jax.Array, rank: jax.Array) -> jax.Array:
 
 def nsga2(space, population_size: int = 40, *, num_objectives: int = 2, eta_c: float = 15.0,
           eta_m: float = 20.0, crossover_prob: float = 0.9,
-          mutation_prob: float | None = None) -> Strategy:
+          mutation_prob: float | None = None, num_constraints: int = 0) -> Strategy:
     """NSGA-II on the unit cube for several objectives (fitness ``f32[pop, m]``, minimized).
 
     Args:
@@ -77,14 +103,29 @@ def nsga2(space, population_size: int = 40, *, num_objectives: int = 2, eta_c: f
       eta_c, eta_m: distribution indices of SBX crossover and polynomial mutation.
       crossover_prob: probability that a pair of parents is recombined.
       mutation_prob: per-coordinate mutation probability (default ``1 / d``).
+      num_constraints: ``k``: ``tell(state, x, fitness, constraints)`` then takes
+        ``constraints f32[pop, k]`` (feasible when every value is ``<= 0``) and ranks by
+        constrained domination (Deb et al. 2002, Sect. V); ``0``: unconstrained.
 
-    ``state.rank == 0`` marks the current non-dominated front.
+    Returns:
+      A :class:`jaxhpo.Strategy`. ``state.rank == 0`` marks the current non-dominated front
+      (with constraints: the feasible one, if any member is feasible; ``state.violation`` is
+      each member's overall violation).
+
+    Example:
+      >>> strategy = nsga2(space, 40, num_objectives=2, num_constraints=1)
+      >>> res = jaxhpo.minimize(fn, space, strategy, metric=["f1", "f2"], constraints=["g"],
+      ...                       num_generations=50)   # fn returns {"f1", "f2", "g"}
+
+    References:
+      Deb, Pratap, Agarwal & Meyarivan, IEEE TEC 6(2), 2002 (constraint handling: Sect. V).
     """
     d = check_space(space)
     pop = check_population_size(population_size)
     if pop < 4 or pop % 2:
         raise ValueError(f"population_size must be an even number >= 4, got {pop}")
     m = check_population_size(num_objectives, "num_objectives")
+    k = check_int(num_constraints, "num_constraints", 0)
     pm = 1.0 / d if mutation_prob is None else mutation_prob
     check_real(eta_c, "eta_c", 0.0)
     check_real(eta_m, "eta_m", 0.0)
@@ -93,7 +134,8 @@ def nsga2(space, population_size: int = 40, *, num_objectives: int = 2, eta_c: f
 
     def init(key):
         return NSGA2State(jax.random.uniform(key, (pop, d)), jnp.zeros((pop, m)),
-                          jnp.zeros(pop, jnp.int32), jnp.zeros(pop), jnp.zeros((), jnp.int32))
+                          jnp.zeros(pop, jnp.int32), jnp.zeros(pop), jnp.zeros((), jnp.int32),
+                          jnp.zeros(pop))
 
     def tournament(key, state):
         a, b = jax.random.randint(key, (2, pop), 0, pop)
@@ -123,19 +165,30 @@ def nsga2(space, population_size: int = 40, *, num_objectives: int = 2, eta_c: f
         kids = jnp.clip(kids, 0.0, 1.0)
         return jnp.where(state.generation == 0, state.population, kids), state
 
-    def tell(state, x, fitness):
+    def tell(state, x, fitness, constraints=None):
         if fitness.shape != (pop, m):
             raise ValueError(f"nsga2 was built for fitness f32[{pop}, {m}], got {fitness.shape}")
         f, _ = sanitize_fitness(fitness)
         f = jnp.minimum(f, _WORST)
-        old_f = jnp.where(state.generation == 0, _WORST, state.fitness)
+        first = state.generation == 0
+        old_f = jnp.where(first, _WORST, state.fitness)
         all_x = jnp.concatenate([state.population, x])
         all_f = jnp.concatenate([old_f, f])
-        rank = non_dominated_rank(all_f)
+        if k:
+            # the initial placeholders lose to every real member, feasible or not
+            old_v = jnp.where(first, _WORST, state.violation)
+            all_v = jnp.concatenate([old_v, constraint_violation(constraints)])
+            rank = non_dominated_rank(all_f, all_v)
+        else:
+            all_v = jnp.zeros(2 * pop)
+            rank = non_dominated_rank(all_f)
         crowd = crowding_distance(all_f, rank)
         keep = jnp.lexsort((-crowd, rank))[:pop]
         crowd = jnp.minimum(crowd, _WORST)  # ends of a front: finite but maximal
         return NSGA2State(all_x[keep], all_f[keep], rank[keep], crowd[keep],
-                          state.generation + 1)
+                          state.generation + 1, all_v[keep])
 
-    return Strategy(init, ask, tell, pop, d, "nsga2")
+    if k:
+        return Strategy(init, ask, tell, pop, d, "nsga2", num_constraints=k)
+    return Strategy(init, ask, lambda state, x, fitness: tell(state, x, fitness), pop, d,
+                    "nsga2")
