@@ -126,8 +126,9 @@ def ppo_agent(space, population_size: int, *, model_based: bool = True,
         evaluations only).
       random_order: draw the step order of the coordinates at ``init`` (default: space order).
       hidden, layers, embed: LSTM width, number of stacked LSTM cells, input/step embedding.
-      learning_rate, num_epochs, num_minibatches, clip_eps, ent_coef, vf_coef, max_grad_norm,
-        gae_lambda: PPO settings (:class:`jaxhpo.rl.PPOConfig`; ``gamma = 1``).
+      learning_rate, num_epochs, num_minibatches, clip_eps: PPO settings
+        (:class:`jaxhpo.rl.PPOConfig`; ``gamma = 1``).
+      ent_coef, vf_coef, max_grad_norm, gae_lambda: PPO settings, as above.
       init_std, min_std: initial and minimal Gaussian standard deviation (cube units).
       kl_threshold: largest ``KL(pi_before || pi_after)`` (nats per episode) the imagined
         updates of one ``tell`` may reach. One PPO update with the defaults moves the policy by

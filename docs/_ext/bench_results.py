@@ -1,0 +1,78 @@
+"""Sphinx extension: write the results page's tables from ``benchmarks/results/*.json``.
+
+At ``builder-inited`` it reads, for every benchmark, the newest JSON file that
+``benchmarks/_common.py`` wrote (``<name>-<device>-<UTC time>.json``), picks the figures that
+matter (see ``FIGURES``), and writes ``docs/_generated/results_tables.md``, which
+``docs/results.md`` includes. Nothing is measured at build time.
+"""
+
+from __future__ import annotations
+
+import glob
+import json
+import os
+import re
+
+ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+RESULTS = os.path.join(ROOT, "benchmarks", "results")
+OUT = os.path.join(ROOT, "docs", "_generated", "results_tables.md")
+_NAME = re.compile(r"^(?P<bench>.+?)-(?P<device>[a-z0-9_]+-[a-z0-9_]+)-(?P<stamp>\d{8}-\d{6})\.json$")
+
+
+def newest_files(results_dir: str = RESULTS) -> dict[str, str]:
+    """``{benchmark: path}`` of the newest JSON of each benchmark (by the UTC stamp in its name)."""
+    best: dict[str, tuple[str, str]] = {}
+    for path in glob.glob(os.path.join(results_dir, "*.json")):
+        m = _NAME.match(os.path.basename(path))
+        if not m or m["bench"] in ("cpu", "gpu", "tpu"):  # combined files of scripts/bench.py
+            continue
+        if m["bench"] not in best or m["stamp"] > best[m["bench"]][0]:
+            best[m["bench"]] = (m["stamp"], path)
+    return {k: v[1] for k, v in sorted(best.items())}
+
+
+# Sections in this order (then any other benchmark, alphabetically; quality runs last).
+ORDER = ["throughput", "static_groups", "e2e_mnist1d", "overhead", "gp_speed", "tpe_speed",
+         "evolution", "executors", "warm_start", "crash_campaign", "nan_campaign",
+         "callback_overhead", "mnist1d_accuracy", "hypergrad", "schedulers", "space_scale"]
+
+
+def quality_files(results_dir: str = RESULTS, limit: int = 14) -> dict[str, str]:
+    """Newest ``quality`` file per (functions, batch, evaluations), newest first, at most
+    ``limit``: quality runs differ by what they compare, so one newest file is not enough."""
+    seen: dict[tuple, tuple[str, str]] = {}
+    for path in glob.glob(os.path.join(results_dir, "quality-*.json")):
+        m = _NAME.match(os.path.basename(path))
+        if not m or m["bench"] != "quality":
+            continue
+        with open(path) as f:
+            d = json.load(f)
+        key = (tuple(sorted(d.get("results", {}))), d.get("batch"), d.get("evals"),
+               tuple(sorted({s for r in d.get("results", {}).values() for s in r})))
+        if key not in seen or m["stamp"] > seen[key][0]:
+            seen[key] = (m["stamp"], path)
+    def rank(kv):  # comparisons against a peer library first, then newest first
+        peer = any(s.startswith(("optuna", "botorch")) for s in kv[0][3])
+        return (not peer, -int(kv[1][0].replace("-", "")))
+    newest = sorted(seen.items(), key=rank)[:limit]
+    return {f"quality: {', '.join(k[0])}; batch {k[1]}; {', '.join(k[3])}": v[1]
+            for k, v in newest}
+
+
+def setup(app):
+    def write(app):
+        from results_page import render  # docs/_ext/results_page.py
+
+        os.makedirs(os.path.dirname(OUT), exist_ok=True)
+        files = newest_files()
+        files.pop("quality", None)
+        ordered = {k: files[k] for k in ORDER if k in files}
+        ordered.update({k: v for k, v in files.items() if k not in ordered})
+        text = render({**ordered, **quality_files()})
+        old = open(OUT).read() if os.path.exists(OUT) else None
+        if text != old:  # keep the mtime when nothing changed (incremental builds)
+            with open(OUT, "w") as f:
+                f.write(text)
+
+    app.connect("builder-inited", write)
+    return {"version": "1", "parallel_read_safe": True, "parallel_write_safe": True}
