@@ -23,6 +23,7 @@ import numpy as np
 from jaxhpo import _monitor, _run, _warm
 from jaxhpo._history import FAILED, OK, History, Trial
 from jaxhpo._journal import decode_state, encode_state
+from jaxhpo._hosts import to_host
 from jaxhpo._space import Space
 from jaxhpo._strategy import Strategy
 from jaxhpo._validate import (as_key, check_bool, check_int, check_optional_int,
@@ -58,7 +59,8 @@ class Result:
 
     @property
     def best_trial(self) -> Trial:
-        """The best completed trial (single objective)."""
+        """The best completed trial (single objective); with ``constraints``, the best feasible
+        one (a ValueError naming the least-violating trial when none is feasible)."""
         return self.history.best_trial()
 
     @property
@@ -73,7 +75,7 @@ class Result:
 
     @property
     def best_trials(self) -> list[Trial]:
-        """The Pareto-optimal completed trials (multi-objective runs)."""
+        """The Pareto-optimal completed (and feasible) trials (multi-objective runs)."""
         return self.history.best_trials()
 
 
@@ -133,6 +135,7 @@ class _JaxEvaluator:
                     f"a JAX-native objective must return a scalar (or a dict of scalars) per "
                     f"member; metric {k!r} has per-member shape {s.shape[1:]}")
         self.targets = tg.resolve(list(shapes), scalar=list(shapes) == ["value"])
+        tg.check_constraint_outputs(list(shapes))
 
     def _traced(self, fn, static):
         """``fn()``, with a tracer error re-raised as a TypeError naming the hyperparameter."""
@@ -190,22 +193,17 @@ class _JaxEvaluator:
         """Under ``jax.distributed`` (every process runs the same driver loop with the same
         keys, so all hold the same ``x``): the population is sharded over every process's
         devices, each process evaluates its own members, and the results are gathered."""
-        from jax.experimental import multihost_utils
+        from jaxhpo._hosts import put
 
         devices = jax.devices()
-        one = _member_fn(self.objective, self.space)
         fn = self.cache(("processes", self.pop), lambda: jax.vmap(
-            lambda k, xi: one(jax.random.wrap_key_data(k), xi)))
-        data = (np.asarray(jax.random.key_data(keys)), np.asarray(x, np.float32))
+            _member_fn(self.objective, self.space)))
+        data = (keys, np.asarray(x, np.float32))
         if self.pop % len(devices):  # not divisible: every process evaluates everything
             return jax.device_get(self._traced(lambda: fn(*data), {}))
         mesh = jax.sharding.Mesh(np.array(devices), ("pop",))
-        spec = jax.sharding.NamedSharding(mesh, jax.sharding.PartitionSpec("pop"))
-        args = [jax.make_array_from_callback(a.shape, spec, lambda idx, a=a: a[idx])
-                for a in data]
-        out = self._traced(lambda: fn(*args), {})
-        return {k: np.asarray(v) for k, v in
-                multihost_utils.process_allgather(out, tiled=True).items()}
+        args = put(data, jax.sharding.NamedSharding(mesh, jax.sharding.PartitionSpec("pop")))
+        return to_host(self._traced(lambda: fn(*args), {}))
 
 
 class _ProgramEvaluator:
@@ -227,7 +225,7 @@ class _ProgramEvaluator:
         hp = self.space.decode(x)
         state = self.pop.init(key, hp)
         _, curves = self.pop.train(state, hp, self.steps, eval_every=self.steps)
-        return {k: np.asarray(v)[:, -1] for k, v in jax.device_get(curves).items()}
+        return {k: np.asarray(v)[:, -1] for k, v in to_host(curves).items()}
 
 
 def population_sharded(*arrays):
@@ -242,15 +240,26 @@ def population_sharded(*arrays):
     return tuple(jax.device_put(a, spec) for a in arrays)
 
 
-def batch_trials(space, generation, x, metrics, names, wall_time) -> list[Trial]:
-    """Trials of one vmapped generation from ``x f32[P, d]`` and ``metrics {name: f[P]}``."""
+def batch_trials(space, generation, x, metrics, names, wall_time,
+                 tg: _run.Targets | None = None) -> list[Trial]:
+    """Trials of one vmapped generation from ``x f32[P, d]`` and ``metrics {name: f[P]}``
+    (with their constraint values when ``tg`` names constraints)."""
     x = np.asarray(x)
     out = []
     for i in range(x.shape[0]):
         m = {k: float(np.asarray(v)[i]) for k, v in metrics.items()}
         out.append(_run.make_trial(space, generation * x.shape[0] + i, generation, i, x[i], m,
-                                   [m[n] for n in names], wall_time=wall_time))
+                                   [m[n] for n in names], wall_time=wall_time,
+                                   constraints=None if tg is None else
+                                   tg.constraint_values(m)))
     return out
+
+
+def constraint_matrix(trials, k: int) -> jax.Array:
+    """``f32[P, k]`` constraint values of a generation's trials for ``strategy.tell`` (as
+    returned, feasible when ``<= 0``; NaN, i.e. violated, for a trial without values)."""
+    return jnp.asarray(np.array([t.constraints if t.constraints is not None else [np.nan] * k
+                                 for t in trials], np.float32).reshape(len(trials), k))
 
 
 # ---------------------------------------------------------------------------- resume
@@ -303,7 +312,7 @@ def minimize(objective: Callable, space: Space, strategy: Strategy, *,
              max_failures: int | None = None,
              executor: cf.Executor | None = None, callbacks=None,
              time_budget: float | None = None, initial_params=None,
-             warm_start=None, steps: int | None = None) -> Result:
+             warm_start=None, steps: int | None = None, constraints=None) -> Result:
     """Optimize ``objective`` over ``space`` with ``strategy``, one population per generation.
 
     Args:
@@ -346,9 +355,19 @@ def minimize(objective: Callable, space: Space, strategy: Strategy, *,
       steps: with a training program (:class:`jaxhpo.train.TrainingProgram`, a ``Trainer``)
         as the objective: the steps every member trains before its validation metrics are its
         result (``tune`` adds early stopping and PBT).
+      constraints: names of metrics the objective returns (in its dict) that must be ``<= 0``
+        (Optuna's convention), e.g. ``["memory_gb_over"]`` for ``memory_gb - 16``. A trial is
+        feasible when every value is ``<= 0``; a NaN or missing value is a violation. The
+        values are recorded per trial (``Trial.constraints``, the journal), ``best_*`` and the
+        Pareto front consider feasible trials only, and a strategy built with
+        ``num_constraints=len(constraints)`` (``nsga2``, ``gp_bo``, ``tpe``) is told them
+        (``tell(state, x, fitness, constraints)``, not negated by ``direction``); one built
+        without runs unconstrained, with a warning.
 
     Returns:
       A :class:`Result` with ``best_params``, ``best_value``, ``best_trials`` and ``history``.
+      With constraints and no feasible trial, ``best_trial``/``best_params``/``best_value``
+      raise a ValueError naming the least-violating trial (as Optuna's ``study.best_trial``).
 
     Example:
       >>> space = jaxhpo.Space({"x": jaxhpo.Float(-2.0, 2.0)})
@@ -386,8 +405,9 @@ def minimize(objective: Callable, space: Space, strategy: Strategy, *,
                 raise TypeError(f"objective cannot be sent to worker processes ({e}); define "
                                 "it at module level (not a lambda or a nested function)") \
                     from None
-    tg = _run.targets(metric, direction)
+    tg = _run.targets(metric, direction, constraints)
     _run.check_objectives(strategy, tg)
+    tell_constraints = _run.check_constraints(strategy, tg)
     key = as_key(key)
     callbacks = _monitor.check_callbacks(callbacks)
     time_budget = check_optional_real(time_budget, "time_budget", 0.0, low_open=True)
@@ -396,9 +416,11 @@ def minimize(objective: Callable, space: Space, strategy: Strategy, *,
     pop = strategy.population_size
     init_x = _warm.initial_points(space, initial_params)
     seed_x, seed_f = _warm.warm_start_data(space, warm_start, tg)
+    seed_c = _warm.warm_start_constraints(space, warm_start, tg)
     offset = _warm.seed_chunks(strategy, len(seed_x))  # populations told before generation 0
     k_init, k_run = _run.run_keys(key)
-    state = _warm.seed(strategy, strategy.init(k_init), seed_x, seed_f)
+    state = _warm.seed(strategy, strategy.init(k_init), seed_x, seed_f,
+                       seed_c if tell_constraints else None)
     ask, tell = jax.jit(strategy.ask), jax.jit(strategy.tell)
     evaluate = None
     if kind == "jax":
@@ -407,7 +429,8 @@ def minimize(objective: Callable, space: Space, strategy: Strategy, *,
     elif kind == "program":
         evaluate = _ProgramEvaluator(objective, space, pop, steps)
     head = _run.header("minimize", space, strategy, kind, metric, tg, key,
-                       initial_params=init_x, warm_start=_warm.digest(seed_x, seed_f))
+                       initial_params=init_x, warm_start=_warm.digest(
+                           seed_x, seed_f, *([seed_c] if tg.constraints else [])))
     jr, contents = _run.open_journal(journal, check_bool(resume, "resume"), head,
                                      write=jax.process_index() == 0)
     if jax.process_index() != 0:
@@ -429,7 +452,8 @@ def minimize(objective: Callable, space: Space, strategy: Strategy, *,
             if t.values is not None:
                 tg = tg.resolve(list(t.metrics), list(t.metrics) == ["value"])
                 break
-    history = History(list(tg.names or []), list(tg.directions))
+    history = History(list(tg.names or []), list(tg.directions),
+                      constraints=list(tg.constraints))
     for t in sorted(done.values(), key=lambda t: t.number):
         if t.generation < res.start:
             history.append(t)
@@ -472,7 +496,7 @@ def minimize(objective: Callable, space: Space, strategy: Strategy, *,
                         if not history.objectives:
                             history.objectives = list(tg.names)
                     new = batch_trials(space, g, x_np, metrics, tg.names,
-                                       time.perf_counter() - t0)
+                                       time.perf_counter() - t0, tg)
                     trials = [t if t is not None else n for t, n in zip(have, new)]
                     fresh = [n for t, n in zip(have, new) if t is None]
             else:
@@ -487,7 +511,11 @@ def minimize(objective: Callable, space: Space, strategy: Strategy, *,
                 values = np.array([t.values if t.status == OK else
                                    [np.nan] * len(tg.directions) for t in trials], np.float64)
             state = _run.reserve(strategy, state, offset + g + 1)
-            state = tell(state, x, jnp.asarray(tg.fitness(values)))
+            if tell_constraints:
+                state = tell(state, x, jnp.asarray(tg.fitness(values)),
+                             constraint_matrix(trials, len(tg.constraints)))
+            else:
+                state = tell(state, x, jnp.asarray(tg.fitness(values)))
             if jr is not None:  # JAX trials and the state in one append
                 jr.write(*[t.to_record() | {"type": "trial"} for t in
                            (fresh if kind != "python" else [])],
@@ -532,7 +560,9 @@ def _python_generation(objective, space, g, x_np, have, tg, jr, executor, failur
             if not history.objectives:
                 history.objectives = list(tg.names)
         t = _run.make_trial(space, g * pop + i, g, i, x_np[i], out.metrics, values,
-                            error=out.error, wall_time=out.wall_time)
+                            error=out.error, wall_time=out.wall_time,
+                            constraints=None if out.metrics is None else
+                            tg.constraint_values(out.metrics))
         trials[i] = t
         if jr is not None:
             jr.write(t.to_record() | {"type": "trial"})
@@ -561,11 +591,14 @@ def _outcome(future) -> _run.Outcome:
 # ---------------------------------------------------------------------------- minimize_scan
 def minimize_scan(objective: Callable, space: Space, strategy: Strategy, *,
                   num_generations: int | None = None, key=0, direction="minimize",
-                  metric=None) -> Result:
+                  metric=None, constraints=None) -> Result:
     """Run every generation of a JAX-native objective inside one jitted ``lax.scan``.
 
     Same arguments and key derivation as :func:`minimize` (so the same trials), but the whole
     loop is one XLA program: no per-generation dispatch, no journal, no progress bar.
+    ``constraints`` (metric names, feasible when ``<= 0``) work as in :func:`minimize`: a
+    strategy built with ``num_constraints=len(constraints)`` is told ``f32[pop, k]`` inside the
+    scan, and ``best_*`` consider feasible trials only.
 
     Returns:
       A :class:`Result` whose ``arrays`` hold ``x: f32[G, P, d]`` and every metric
@@ -583,8 +616,9 @@ def minimize_scan(objective: Callable, space: Space, strategy: Strategy, *,
     if space.static_names:
         raise ValueError(f"minimize_scan runs one traced program, but {list(space.static_names)} "
                          "are static hyperparameters (one program per value); use minimize")
-    tg = _run.targets(metric, direction)
+    tg = _run.targets(metric, direction, constraints)
     _run.check_objectives(strategy, tg)
+    tell_constraints = _run.check_constraints(strategy, tg)
     key = as_key(key)
     pop = strategy.population_size
     tg = _JaxEvaluator(objective, space, pop, tg).targets
@@ -597,7 +631,12 @@ def minimize_scan(objective: Callable, space: Space, strategy: Strategy, *,
         x, state = strategy.ask(k_ask, state)
         metrics = jax.vmap(one)(jax.random.split(k_eval, pop), x)
         f = jnp.stack([metrics[n] for n in tg.names], -1) * sign
-        state = strategy.tell(state, x, f[:, 0] if len(tg.names) == 1 else f)
+        f = f[:, 0] if len(tg.names) == 1 else f
+        if tell_constraints:
+            state = strategy.tell(state, x, f,
+                                  jnp.stack([metrics[c] for c in tg.constraints], -1))
+        else:
+            state = strategy.tell(state, x, f)
         return state, (x, metrics)
 
     @jax.jit
@@ -609,10 +648,10 @@ def minimize_scan(objective: Callable, space: Space, strategy: Strategy, *,
     state, (xs, metrics) = jax.block_until_ready(run(k_init))
     wall = (time.perf_counter() - t0) / num_generations
     xs, metrics = np.asarray(xs), jax.device_get(metrics)
-    history = History(list(tg.names), list(tg.directions))
+    history = History(list(tg.names), list(tg.directions), constraints=list(tg.constraints))
     for g in range(num_generations):
         for t in batch_trials(space, g, xs[g], {k: v[g] for k, v in metrics.items()},
-                              tg.names, wall):
+                              tg.names, wall, tg):
             history.append(t)
     return Result(history=history, state=state, space=space,
                   arrays={"x": xs, **{k: np.asarray(v) for k, v in metrics.items()}})

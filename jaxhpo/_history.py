@@ -36,6 +36,10 @@ class Trial:
         the whole generation's batch).
       timestamp: Unix time at which the trial completed.
       fidelity: training budget used (for multi-fidelity runs), else ``None``.
+      constraints: the run's constraint values (``constraints=[...]`` of the drivers, in that
+        order), as returned: feasible when every one is ``<= 0`` (Optuna's convention), ``NaN``
+        where the objective did not return one; ``None`` for a run without constraints (or a
+        trial that failed before returning any).
     """
 
     number: int
@@ -51,6 +55,23 @@ class Trial:
     wall_time: float = 0.0
     timestamp: float = 0.0
     fidelity: float | None = None
+    constraints: list[float] | None = None
+
+    @property
+    def feasible(self) -> bool:
+        """Whether every constraint value is ``<= 0`` (``True`` without constraints; a NaN
+        value is a violation)."""
+        return self.constraints is None or all(c <= 0 for c in self.constraints)
+
+    @property
+    def violation(self) -> float:
+        """The overall constraint violation ``sum(max(c, 0))`` (``inf`` if a value is NaN;
+        ``0`` for a feasible trial), as in Deb et al. (2002)."""
+        if self.constraints is None:
+            return 0.0
+        if any(math.isnan(c) for c in self.constraints):
+            return math.inf
+        return float(sum(max(c, 0.0) for c in self.constraints))
 
     @property
     def value(self) -> float | None:
@@ -70,6 +91,8 @@ class Trial:
         rec["metrics"] = {k: (math.nan if v is None else v) for k, v in rec["metrics"].items()}
         if rec.get("values") is not None:
             rec["values"] = [math.nan if v is None else v for v in rec["values"]]
+        if rec.get("constraints") is not None:
+            rec["constraints"] = [math.nan if v is None else v for v in rec["constraints"]]
         return cls(**rec)
 
 
@@ -82,6 +105,21 @@ def _json_safe(v):
     if isinstance(v, (list, tuple)):
         return [_json_safe(x) for x in v]
     return v
+
+
+def feasible_or_raise(done: Sequence[Trial], names: Sequence[str] = ()) -> list[Trial]:
+    """The feasible trials among the completed ``done``; a ValueError naming the
+    least-violating trial when there is none (no best trial exists then, as in Optuna)."""
+    ok = [t for t in done if t.feasible]
+    if done and not ok:
+        least = min(done, key=lambda t: t.violation)
+        raise ValueError(
+            f"no feasible trial: all {len(done)} completed trials violate the constraints "
+            f"{list(names) or ''} (feasible when every value is <= 0), so there is no best "
+            f"trial; the least-violating is trial {least.number} (constraint values "
+            f"{least.constraints}, params {least.params}). Run longer, use a strategy built "
+            "with num_constraints=k, or relax the constraints")
+    return ok
 
 
 def pareto_mask(values: np.ndarray) -> np.ndarray:
@@ -106,11 +144,15 @@ class History:
       objectives: the names of the objective metrics.
       directions: ``"minimize"``/``"maximize"`` per objective.
       trials: the :class:`Trial` records.
+      constraints: the names of the constraint metrics (feasible when ``<= 0``; each trial
+        holds its values in ``Trial.constraints``). ``best_trial``, ``best_trials`` and
+        ``best_so_far`` consider feasible trials only.
     """
 
     objectives: list[str]
     directions: list[str]
     trials: list[Trial] = field(default_factory=list)
+    constraints: list[str] = field(default_factory=list)
 
     def __len__(self) -> int:
         return len(self.trials)
@@ -136,18 +178,34 @@ class History:
             return np.zeros((0, len(self.objectives)))
         return np.array([t.values for t in trials], np.float64) * sign
 
+    def feasible(self) -> list[Trial]:
+        """The completed trials whose every constraint value is ``<= 0`` (all completed trials
+        of a run without constraints)."""
+        return [t for t in self.completed() if t.feasible]
+
     def best_trial(self) -> Trial:
-        """The best completed trial of a single-objective run."""
+        """The best completed feasible trial of a single-objective run.
+
+        Raises:
+          ValueError: no trial completed, or (with constraints) none is feasible: as Optuna's
+            ``study.best_trial`` does, there is then no best trial; the message names the
+            least-violating one (``min(trials, key=lambda t: t.violation)``).
+        """
         if len(self.objectives) != 1:
             raise ValueError("best_trial is for one objective; use best_trials() (Pareto front)")
+        done = self._feasible_or_raise()
+        return done[int(np.argmin(self.minimization_values(done)[:, 0]))]
+
+    def _feasible_or_raise(self) -> list[Trial]:
         done = self.completed()
         if not done:
             raise ValueError("no trial completed successfully, so there is no best trial")
-        return done[int(np.argmin(self.minimization_values(done)[:, 0]))]
+        return feasible_or_raise(done, self.constraints)
 
     def best_trials(self) -> list[Trial]:
-        """The non-dominated completed trials (the Pareto front; the best one for m = 1)."""
-        done = self.completed()
+        """The non-dominated completed feasible trials (the Pareto front; the best one for
+        m = 1); empty when no trial is feasible (as Optuna's ``study.best_trials``)."""
+        done = self.feasible()
         if not done:
             return []
         mask = pareto_mask(self.minimization_values(done))
@@ -158,8 +216,8 @@ class History:
         if len(self.objectives) != 1:
             raise ValueError("best_so_far is for one objective")
         sign = 1.0 if self.directions[0] == "minimize" else -1.0
-        v = np.array([sign * t.values[0] if t.status == OK and t.values is not None else np.inf
-                      for t in self.trials])
+        v = np.array([sign * t.values[0] if t.status == OK and t.values is not None
+                      and t.feasible else np.inf for t in self.trials])
         return sign * np.minimum.accumulate(v) if len(v) else v
 
     def x_array(self) -> np.ndarray:
@@ -189,6 +247,7 @@ class History:
     def to_json(self, path: str | None = None) -> str:
         """All trials as a JSON document (also written to ``path`` when given)."""
         doc = json.dumps({"objectives": self.objectives, "directions": self.directions,
+                          **({"constraints": self.constraints} if self.constraints else {}),
                           "trials": self.to_records()}, indent=1)
         if path is not None:
             with open(path, "w") as f:
@@ -200,12 +259,15 @@ class History:
         metrics = list(dict.fromkeys(k for t in self.trials for k in t.metrics))
         cols = (["number", "generation", "member", "status"] + self.objectives
                 + [f"params_{p}" for p in params] + [f"metrics_{m}" for m in metrics]
-                + ["fidelity", "wall_time", "timestamp", "error"])
+                + ["fidelity", "wall_time", "timestamp", "error"]
+                + (["feasible"] if any(t.constraints is not None for t in self.trials) else []))
         rows = []
         for t in self.trials:
             r = {"number": t.number, "generation": t.generation, "member": t.member,
                  "status": t.status, "fidelity": t.fidelity, "wall_time": t.wall_time,
                  "timestamp": t.timestamp, "error": t.error}
+            if "feasible" in cols:
+                r["feasible"] = t.feasible
             for i, name in enumerate(self.objectives):
                 r[name] = None if t.values is None else t.values[i]
             r.update({f"params_{p}": t.params.get(p) for p in params})

@@ -113,7 +113,7 @@ class Monitor:
                 if self.best is None and len(history) > len(new):  # resumed: once
                     new = list(history)
                 for t in new:
-                    if t.status == "ok" and t.values is not None and (
+                    if t.status == "ok" and t.values is not None and t.feasible and (
                             self.best is None or sign * t.values[0] < sign * self.best):
                         self.best = t.values[0]
             best = "-" if self.best is None else f"{self.best:.6g}"

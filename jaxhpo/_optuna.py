@@ -10,7 +10,11 @@ Mapping: ``Float`` -> ``FloatDistribution(low, high, log)``, ``Int`` -> ``IntDis
 ``None``/``bool``/``int``/``float``/``str``, go in as their ``repr``); inactive conditional
 parameters are left out of the trial's params, as Optuna does. Status: ``ok`` -> COMPLETE,
 ``stopped`` -> PRUNED, ``failed``/``diverged`` -> FAIL. Every metric goes to the trial's user
-attributes (``metric:<name>``), with fidelity, number, generation and member.
+attributes (``metric:<name>``), with fidelity, number, generation and member. Constraint values
+(``Trial.constraints``, feasible when ``<= 0`` in both libraries) go where Optuna's samplers put
+``constraints_func``'s values, so ``study.best_trial`` and the dashboard filter the same trials:
+``create_trial(constraints={name: value})`` (Optuna >= 5) or the ``"constraints"`` system
+attribute (a list, earlier versions); both are read back.
 """
 
 from __future__ import annotations
@@ -81,6 +85,9 @@ def to_optuna(history: History, space, study, *, study_name: str | None = None,
         study.set_metric_names(list(history.objectives))
     dists = distributions(space)
     state = optuna.trial.TrialState
+    import inspect
+
+    named = "constraints" in inspect.signature(optuna.trial.create_trial).parameters
     for t in history:
         params = {n: (v if _plain(v) else repr(v)) for n, v in t.params.items() if n in dists}
         ok = t.values is not None and all(math.isfinite(v) for v in t.values)
@@ -97,9 +104,15 @@ def to_optuna(history: History, space, study, *, study_name: str | None = None,
                  "fidelity": t.fidelity, "jaxhpo_status": t.status, "error": t.error,
                  **{f"metric:{k}": (v if math.isfinite(v) else None)
                     for k, v in t.metrics.items()}}
+        extra = {}
+        if t.constraints is not None:
+            names = history.constraints if len(history.constraints) == len(t.constraints) \
+                else [str(i) for i in range(len(t.constraints))]
+            extra = ({"constraints": dict(zip(names, t.constraints))} if named else
+                     {"system_attrs": {"constraints": list(t.constraints)}})
         study.add_trial(optuna.trial.create_trial(
             params=params, distributions={n: dists[n] for n in params}, values=values,
-            state=status, intermediate_values=inter, user_attrs=attrs))
+            state=status, intermediate_values=inter, user_attrs=attrs, **extra))
     return study
 
 
@@ -115,6 +128,9 @@ def from_optuna(study, space) -> History:
     history = History(list(names), dirs)
     status_of = {state.COMPLETE: OK, state.PRUNED: STOPPED, state.FAIL: FAILED}
     for i, ot in enumerate(study.get_trials(deepcopy=False)):
+        cons = _constraints_of(ot)
+        if cons and not history.constraints:
+            history.constraints = list(cons)
         if ot.state not in status_of:
             continue
         params = {n: _choice(space, n, v) for n, v in ot.params.items()}
@@ -136,8 +152,18 @@ def from_optuna(study, space) -> History:
             inactive=space.inactive_names(full), metrics=metrics, values=values,
             status=status, error=ot.user_attrs.get("error"),
             fidelity=ot.user_attrs.get("fidelity"),
+            constraints=[float(v) for v in cons.values()] if cons else None,
             timestamp=ot.datetime_complete.timestamp() if ot.datetime_complete else 0.0))
     return history
+
+
+def _constraints_of(ot) -> dict:
+    """An Optuna trial's constraint values ``{name: value}`` (either storage format)."""
+    cons = getattr(ot, "constraints", None)  # Optuna >= 5
+    if isinstance(cons, dict):
+        return dict(cons)
+    old = ot.system_attrs.get("constraints")
+    return {str(i): v for i, v in enumerate(old)} if old is not None else {}
 
 
 def _choice(space, name, v):

@@ -11,10 +11,12 @@ settings propose the same trials, and a resumed run re-creates exactly the propo
 
 from __future__ import annotations
 
+import dataclasses
 import inspect
 import math
 import numbers
 import time
+import warnings
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
@@ -74,10 +76,12 @@ def objective_kind(objective, objective_type: str = "auto") -> str:
 
 @dataclass(frozen=True)
 class Targets:
-    """The objective metric names (``None``: learned from the first result) and directions."""
+    """The objective metric names (``None``: learned from the first result), directions and
+    constraint metric names (feasible when ``<= 0``)."""
 
     names: tuple[str, ...] | None
     directions: tuple[str, ...]
+    constraints: tuple[str, ...] = ()
 
     @property
     def sign(self) -> np.ndarray:
@@ -93,11 +97,13 @@ class Targets:
         """Check the objective's outputs ``keys`` against the names; name a scalar output."""
         keys = list(keys)
         if self.names is None:
+            # the constraint metrics are not candidates for the objective
+            keys = [k for k in keys if k not in self.constraints] or keys
             if scalar or len(keys) == 1:
                 if len(self.directions) != 1:
                     raise ValueError(f"direction names {len(self.directions)} objectives but "
                                      f"the objective returns one value")
-                return Targets(tuple(keys), self.directions)
+                return dataclasses.replace(self, names=tuple(keys))
             raise ValueError(
                 f"the objective returns several metrics {keys}; name the one to optimize "
                 "with metric='name' (or a list of names for multi-objective strategies)")
@@ -110,9 +116,50 @@ class Targets:
                              + (f"; did you mean {hint!r}?" if hint else ""))
         return self
 
+    def check_constraint_outputs(self, keys: Sequence[str]) -> None:
+        """A JAX-native objective's outputs (known before any evaluation) must include every
+        constraint metric."""
+        missing = [c for c in self.constraints if c not in keys]
+        if missing:
+            from jaxhpo._validate import closest
 
-def targets(metric, direction) -> Targets:
-    """Validate ``metric`` (a name, a list of names or ``None``) and ``direction``."""
+            hint = closest(missing[0], list(keys))
+            raise ValueError(f"constraints {missing} not among the objective's outputs "
+                             f"{list(keys)}; return them in the objective's dict"
+                             + (f" (did you mean {hint!r}?)" if hint else ""))
+
+    def constraint_values(self, metrics: Mapping[str, float] | None) -> list[float] | None:
+        """The constraint values of one trial's ``metrics`` (``NaN``, i.e. infeasible, where
+        one is missing); ``None`` for a run without constraints."""
+        if not self.constraints:
+            return None
+        metrics = metrics or {}
+        missing = [c for c in self.constraints if c not in metrics]
+        if missing and metrics:
+            warnings.warn(f"the objective returned no {missing} (outputs {list(metrics)}): the "
+                          "trial counts as infeasible; return every constraint in the dict",
+                          stacklevel=3)
+        return [float(metrics.get(c, math.nan)) for c in self.constraints]
+
+
+def check_constraint_names(constraints) -> tuple[str, ...]:
+    """``constraints`` (``None``, a name or a list of metric names) -> a tuple of names."""
+    if constraints is None:
+        return ()
+    if isinstance(constraints, str):
+        constraints = [constraints]
+    if not isinstance(constraints, Sequence) or not all(
+            isinstance(c, str) and c for c in constraints):
+        raise TypeError(f"constraints must be a list of metric names (each feasible when <= "
+                        f"0), got {constraints!r}")
+    if len(set(constraints)) != len(constraints):
+        raise ValueError(f"constraints lists a name twice: {list(constraints)}")
+    return tuple(constraints)
+
+
+def targets(metric, direction, constraints=None) -> Targets:
+    """Validate ``metric`` (a name, a list of names or ``None``), ``direction`` and
+    ``constraints`` (metric names, feasible when ``<= 0``)."""
     if metric is None:
         names = None
     elif isinstance(metric, str):
@@ -134,7 +181,7 @@ def targets(metric, direction) -> Targets:
     if len(dirs) != n:
         raise ValueError(f"direction has {len(dirs)} entries but metric names {n} objectives"
                          + ("; name them with metric=[...]" if names is None else ""))
-    return Targets(names, tuple(dirs))
+    return Targets(names, tuple(dirs), check_constraint_names(constraints))
 
 
 def objective_columns(strategy: Strategy) -> int | None:
@@ -163,6 +210,56 @@ def check_objectives(strategy: Strategy, tg: Targets) -> None:
             "such as jaxhpo.strategies.nsga2(space, pop, num_objectives=...)")
     raise ValueError(f"strategy {strategy.name!r} takes {want} objective columns but metric "
                      f"names {m}; pass metric=[...] with {want} names")
+
+
+def check_constraints(strategy: Strategy, tg: Targets) -> bool:
+    """Whether ``strategy.tell`` receives the constraint values (``True`` when it was built
+    with ``num_constraints == len(constraints)``).
+
+    A strategy without constraint support (``num_constraints == 0``) runs unconstrained, with a
+    warning naming the fix; any other count mismatch is a ValueError before any evaluation.
+    """
+    k, n = strategy.num_constraints, len(tg.constraints)
+    if k == n:
+        return k > 0
+    if k == 0:
+        factory = _factory(strategy)
+        if factory is not None and "num_constraints" in _parameters(factory):
+            fix = (f"build it with jaxhpo.strategies.{factory.__name__}(..., "
+                   f"num_constraints={n}) so it searches the feasible region")
+        else:
+            fix = ("strategies that use them: " + ", ".join(_constrained_factories())
+                   + f" (num_constraints={n})")
+        warnings.warn(
+            f"strategy {strategy.name!r} does not use constraints: it runs unconstrained "
+            f"(constraints {list(tg.constraints)} are still recorded and best_* considers "
+            f"feasible trials only); {fix}", stacklevel=3)
+        return False
+    raise ValueError(
+        f"strategy {strategy.name!r} was built with num_constraints={k} but the run names {n} "
+        f"constraints ({list(tg.constraints)}); pass constraints=[...] with {k} metric names or "
+        f"build the strategy with num_constraints={n}")
+
+
+def _factory(strategy: Strategy):
+    import jaxhpo.strategies as strategies
+
+    name = (strategy.config or {}).get("factory")
+    return getattr(strategies, name, None) if name else None
+
+
+def _parameters(fn) -> tuple[str, ...]:
+    try:
+        return tuple(inspect.signature(fn).parameters)
+    except (TypeError, ValueError):
+        return ()
+
+
+def _constrained_factories() -> list[str]:
+    import jaxhpo.strategies as strategies
+
+    return [n for n in sorted(getattr(strategies, "REGISTRY", {}) or [])
+            if "num_constraints" in _parameters(getattr(strategies, n, None))]
 
 
 class ObjectiveOutputError(TypeError):
@@ -228,7 +325,7 @@ def call_python(fn, *args, allow_none: bool = False) -> Outcome:
 
 def make_trial(space: Space, number: int, generation: int, member: int, x, metrics, values,
                *, error: str | None = None, status: str | None = None,
-               wall_time: float = 0.0, fidelity=None) -> Trial:
+               wall_time: float = 0.0, fidelity=None, constraints=None) -> Trial:
     """A :class:`Trial` record; the status follows the values unless given."""
     params = space.to_params(np.asarray(x))
     if status is None:
@@ -241,7 +338,8 @@ def make_trial(space: Space, number: int, generation: int, member: int, x, metri
                  inactive=space.inactive_names(params), metrics=dict(metrics or {}),
                  values=None if values is None else [float(v) for v in values], status=status,
                  error=error, wall_time=wall_time, timestamp=time.time(),
-                 fidelity=None if fidelity is None else float(fidelity))
+                 fidelity=None if fidelity is None else float(fidelity),
+                 constraints=None if constraints is None else [float(c) for c in constraints])
 
 
 # ---------------------------------------------------------------------------- keys, buffers
@@ -293,6 +391,8 @@ def header(driver: str, space: Space, strategy: Strategy, kind: str, metric, tg:
             "strategy_config": strategy.config,
             "population_size": strategy.population_size, "num_dims": space.dim,
             "metric": metric, "directions": list(tg.directions), "objective_type": kind,
+            # only when given, so journals of runs without constraints keep their header
+            **({"constraints": list(tg.constraints)} if tg.constraints else {}),
             "key": np.asarray(jax.random.key_data(key)).tolist(),
             **{k: normalized(v) for k, v in extra.items()}}
 
@@ -342,7 +442,11 @@ def _check_resumed(jr: Journal, head: dict, existed: bool):
             f"{old.get('version')}; this jaxhpo resumes version {VERSION}): its trials can still "
             "be read with jaxhpo.plot.read_journal, but resume it with the jaxhpo that wrote it "
             "or start a new journal")
-    for k, v in head.items():
+    for k, v in list(head.items()) + [("constraints", head.get("constraints"))]:
+        if k == "constraints" and (old.get(k) or None) != (v or None):
+            raise ValueError(
+                f"cannot resume: the journal's run has constraints {old.get(k) or []} but this "
+                f"run {v or []}; resume with the same constraints= or use a new journal")
         if k not in ("type", "version") and old.get(k) != v:
             raise ValueError(
                 f"cannot resume: the journal's {k} ({old.get(k)!r}) differs from this run's "

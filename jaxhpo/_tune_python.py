@@ -85,16 +85,18 @@ class PythonRun:
 
 
 def run_python(fn, space, strategy, scheduler, max_trials, eval_every, metric, sign, dirs, key,
-               jr, prior, workers, time_budget, progress, callbacks=(), executor=None):
+               jr, prior, workers, time_budget, progress, callbacks=(), executor=None,
+               constraints=()):
     """Run ``fn(params, trial)`` trials; returns ``(history, curves, trace, wall_time,
-    stopped_by)``."""
+    stopped_by)``. ``constraints``: metric names read from the dict the objective returns
+    (NaN, i.e. violated, when it returns none)."""
     by_member = {(tr.generation, tr.member): (tr, rec.get("curve", []))
                  for tr, rec in prior.values()}
     k_strat, k_run = jax.random.split(key)
     proposer = Proposer(strategy, k_strat)
     scheduler.start(max_trials, eval_every, space, workers)
     run = PythonRun(scheduler, sign, proposer)
-    history = History([metric], dirs)
+    history = History([metric], dirs, constraints=list(constraints))
     curves, trace = {}, []
     t_start = time.time()
     counters = {"next": 0, "best": math.inf, "failed": 0, "stopped_by": None}
@@ -104,11 +106,11 @@ def run_python(fn, space, strategy, scheduler, max_trials, eval_every, metric, s
     def record(tr, curve):
         history.append(tr)
         curves[tr.number] = curve
-        if tr.status == OK and sign * tr.values[0] < counters["best"]:
+        if tr.status == OK and tr.feasible and sign * tr.values[0] < counters["best"]:
             counters["best"] = sign * tr.values[0]
             trace.append((time.time() - t_start, tr.values[0]))
         v = sign * tr.values[0] if tr.values is not None else math.nan
-        proposer.result(tr.generation, tr.member, v)
+        proposer.result(tr.generation, tr.member, v, tr.constraints)
         if tr.status == FAILED:
             counters["failed"] += 1
             if counters["failed"] == 1:
@@ -156,11 +158,15 @@ def run_python(fn, space, strategy, scheduler, max_trials, eval_every, metric, s
             if status == OK and value is None:
                 status, error = FAILED, "the objective returned None and reported nothing"
         steps = reports[-1][0] if reports else 0
+        cons = None
+        if constraints:  # from the returned dict; none returned (stopped, None): violated
+            cons = [(out.metrics or {}).get(c, math.nan) for c in constraints]
         tr = _run.make_trial(space, n, g, m, x,
-                             {metric: value if value is not None else math.nan},
+                             {metric: value if value is not None else math.nan,
+                              **dict(zip(constraints, cons or []))},
                              None if status == FAILED or value is None else [value],
                              error=error, status=status if status != OK else None,
-                             wall_time=out.wall_time, fidelity=steps)
+                             wall_time=out.wall_time, fidelity=steps, constraints=cons)
         curve = [[s, v] for s, v in reports]
         with run.lock:
             record(tr, curve)

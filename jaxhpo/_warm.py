@@ -55,6 +55,31 @@ def warm_start_data(space: Space, source, tg: Targets) -> tuple[np.ndarray, np.n
     """
     if source is None:
         return np.zeros((0, space.dim), np.float32), np.zeros((0,), np.float32)
+    done = _usable(source, tg)
+    m = len(tg.directions)
+    try:
+        x = np.stack([space.encode(t.params) for t in done]) if done else np.zeros(
+            (0, space.dim))
+    except (TypeError, ValueError) as e:
+        raise ValueError(f"warm_start: an earlier trial does not fit this space ({e}); seed "
+                         "from a run on the same space") from None
+    values = np.array([t.values for t in done], np.float64).reshape(len(done), m)
+    return x.astype(np.float32), tg.fitness(values) if len(done) else np.zeros(
+        (0,) if m == 1 else (0, m), np.float32)
+
+
+def warm_start_constraints(space: Space, source, tg: Targets) -> np.ndarray:
+    """``f32[n, k]`` constraint values of the trials :func:`warm_start_data` returns (same
+    order), read by name from each trial's metrics (``NaN``, i.e. violated, where missing)."""
+    k = len(tg.constraints)
+    if source is None or not k:
+        return np.zeros((0, k), np.float32)
+    rows = [[t.metrics.get(c, math.nan) for c in tg.constraints] for t in _usable(source, tg)]
+    return np.asarray(rows, np.float32).reshape(len(rows), k)
+
+
+def _usable(source, tg: Targets) -> list:
+    """The completed trials of a warm-start ``source`` with finite values for this run."""
     if isinstance(source, (str, os.PathLike)):
         from jaxhpo._journal import trials_by_number
 
@@ -68,17 +93,7 @@ def warm_start_data(space: Space, source, tg: Targets) -> tuple[np.ndarray, np.n
                         f"{type(source).__name__}")
     done = [t for t in history if t.values is not None and t.status in ("ok", "stopped")
             and all(math.isfinite(v) for v in t.values)]
-    m = len(tg.directions)
-    done = [t for t in done if len(t.values) == m]
-    try:
-        x = np.stack([space.encode(t.params) for t in done]) if done else np.zeros(
-            (0, space.dim))
-    except (TypeError, ValueError) as e:
-        raise ValueError(f"warm_start: an earlier trial does not fit this space ({e}); seed "
-                         "from a run on the same space") from None
-    values = np.array([t.values for t in done], np.float64).reshape(len(done), m)
-    return x.astype(np.float32), tg.fitness(values) if len(done) else np.zeros(
-        (0,) if m == 1 else (0, m), np.float32)
+    return [t for t in done if len(t.values) == len(tg.directions)]
 
 
 def digest(*arrays) -> str | None:
@@ -107,18 +122,23 @@ def seed_chunks(strategy: Strategy, n: int) -> int:
     return -(-n // strategy.population_size) if model else 1
 
 
-def seed(strategy: Strategy, state, x: np.ndarray, fitness: np.ndarray):
+def seed(strategy: Strategy, state, x: np.ndarray, fitness: np.ndarray,
+         constraints: np.ndarray | None = None):
     """Tell a fresh strategy state earlier trials, in populations of its size.
 
     Model-based strategies (an observation buffer: GP-BO, TPE) are told every trial, best
     last; the others (evolution strategies) are told the best population once, which moves
     their search distribution to it. A last partial population is filled with copies of the
-    best trials.
+    best trials. With ``constraints f32[n, k]`` (for a strategy built with
+    ``num_constraints=k``) they are told too, and infeasible trials rank below feasible ones.
     """
     pop, chunks = strategy.population_size, seed_chunks(strategy, len(x))
     if chunks == 0:
         return state
     score = fitness if fitness.ndim == 1 else fitness.sum(-1)
+    if constraints is not None:
+        feasible = np.all(np.asarray(constraints) <= 0, axis=-1)  # NaN: infeasible
+        score = np.where(feasible, score, np.inf)
     order = np.argsort(-score, kind="stable")[-chunks * pop:]  # worst first, best last
     pad = np.resize(order[::-1], chunks * pop - len(order))  # copies of the best
     idx = np.concatenate([pad, order]).astype(np.int64)
@@ -126,5 +146,9 @@ def seed(strategy: Strategy, state, x: np.ndarray, fitness: np.ndarray):
     for c in range(chunks):
         rows = idx[c * pop:(c + 1) * pop]
         state = reserve(strategy, state, c + 1)
-        state = tell(state, jax.numpy.asarray(x[rows]), jax.numpy.asarray(fitness[rows]))
+        if constraints is None:
+            state = tell(state, jax.numpy.asarray(x[rows]), jax.numpy.asarray(fitness[rows]))
+        else:
+            state = tell(state, jax.numpy.asarray(x[rows]), jax.numpy.asarray(fitness[rows]),
+                         jax.numpy.asarray(constraints[rows]))
     return state
