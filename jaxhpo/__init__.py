@@ -17,6 +17,7 @@ Public API (everything else is private and may change):
 * :func:`tune` (multi-fidelity runs with a scheduler: vmapped slots refilled as trials stop, or
   Python objectives with ``trial.report``/``should_stop``), returning a :class:`TuneResult`;
 * Pareto utilities :func:`pareto_front`, :func:`hypervolume`;
+* hyperparameter importance :func:`importance` (fANOVA, PED-ANOVA, GP-Sobol);
 * run-time hooks: callbacks receive a :class:`RunEvent` and may raise :class:`StopRun`; a journal
   another process is writing raises :class:`JournalInUse`; tracking callbacks (MLflow,
   TensorBoard) in :mod:`jaxhpo.integrations`.
@@ -25,6 +26,7 @@ Public API (everything else is private and may change):
 from jaxhpo import strategies
 from jaxhpo._driver import Result, TooManyFailures, minimize, minimize_scan
 from jaxhpo._history import History, Trial, pareto_mask
+from jaxhpo.importance import importance
 from jaxhpo._pareto import hypervolume, pareto_front
 from jaxhpo._journal import JournalInUse
 from jaxhpo._monitor import RunEvent, StopRun
@@ -36,8 +38,8 @@ __version__ = "0.1.0"
 __all__ = [
     "Categorical", "Float", "History", "Int", "JournalInUse", "Result", "RunEvent", "Space",
     "StopRun", "Strategy", "TooManyFailures",
-    "StopTrial", "Trial", "TrialHandle", "TuneResult", "hypervolume", "minimize", "minimize_scan",
-    "pareto_front", "pareto_mask", "sanitize_fitness", "strategies", "tune",
+    "StopTrial", "Trial", "TrialHandle", "TuneResult", "hypervolume", "importance", "minimize",
+    "minimize_scan", "pareto_front", "pareto_mask", "sanitize_fitness", "strategies", "tune",
 ]
 
 
