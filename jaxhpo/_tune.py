@@ -26,7 +26,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from jaxhpo import _monitor, _run
-from jaxhpo._history import OK, History, Trial
+from jaxhpo._history import OK, History, Trial, feasible_or_raise
 from jaxhpo._journal import fingerprint, read_json, write_json_atomic
 from jaxhpo._space import Space
 from jaxhpo._strategy import Strategy
@@ -66,8 +66,10 @@ class TuneResult:
 
     @property
     def best_trial(self) -> Trial:
-        """The best trial among those trained to the full budget (status ``ok``)."""
-        done = [t for t in self.history if t.status == OK]
+        """The best trial among those trained to the full budget (status ``ok``) and, with
+        ``constraints``, feasible (a ValueError naming the least-violating one if none is)."""
+        done = feasible_or_raise([t for t in self.history if t.status == OK],
+                                 self.history.constraints)
         if not done:
             failed = [t for t in self.history if t.error]
             why = (f"; {len(failed)} of {len(self.history)} trials failed, the first with "
@@ -110,7 +112,7 @@ def tune(objective, space: Space, strategy: Strategy, scheduler, *, max_trials: 
          journal: str | os.PathLike | None = None, resume: bool = False,
          checkpoint_every: int = 1, workers: int = 1, progress: bool | str = True,
          test_split: bool = True, time_budget: float | None = None,
-         callbacks=None, executor=None) -> TuneResult:
+         callbacks=None, executor=None, constraints=None) -> TuneResult:
     """Tune with early stopping / multi-fidelity scheduling; freed slots are refilled.
 
     Args:
@@ -146,6 +148,13 @@ def tune(objective, space: Space, strategy: Strategy, scheduler, *, max_trials: 
       callbacks: callables ``cb(event)`` run after every round (populations) or trial (Python)
         with a :class:`jaxhpo.RunEvent`; a callback that raises :class:`jaxhpo.StopRun` ends the
         run cleanly: running trials are recorded as stopped, the journal stays resumable.
+      constraints: names of metrics that must be ``<= 0`` (Optuna's convention; NaN or missing
+        = violated): a population's validation metrics (recorded as ``val_<name>``, measured
+        when the trial leaves its slot), or keys of the dict a Python objective returns (a
+        trial that returns no dict, e.g. a stopped one, counts as infeasible). Recorded per
+        trial (``Trial.constraints``); ``best_*`` consider feasible trials only; a strategy
+        built with ``num_constraints=len(constraints)`` is told them (see
+        :func:`jaxhpo.minimize`), one built without runs unconstrained with a warning.
 
     Returns:
       a :class:`TuneResult`.
@@ -167,10 +176,11 @@ def tune(objective, space: Space, strategy: Strategy, scheduler, *, max_trials: 
                         f"BOHB, PBT, MedianStopping, CurveStopping, Scheduler), got "
                         f"{type(scheduler).__name__}")
     max_trials = check_int(max_trials, "max_trials", 1)
-    tg = _run.targets(metric, direction)
+    tg = _run.targets(metric, direction, constraints)
     if tg.names is not None and len(tg.names) != 1:
         raise ValueError("tune optimizes one metric; pass metric='name'")
     _run.check_objectives(strategy, _run.targets(None, direction))
+    _run.check_constraints(strategy, tg)
     sign = float(tg.sign[0])
     key = as_key(key)
     eval_every = scheduler.default_eval_every() if eval_every is None else eval_every
@@ -224,7 +234,8 @@ def tune(objective, space: Space, strategy: Strategy, scheduler, *, max_trials: 
         history, curves, trace, wall, stopped_by = run_python(
             objective, space, strategy, scheduler, max_trials, eval_every,
             (tg.names or ("value",))[0], sign, list(tg.directions), key, jr,
-            replayed_trials(contents), workers, time_budget, progress, callbacks, executor)
+            replayed_trials(contents), workers, time_budget, progress, callbacks, executor,
+            constraints=tg.constraints)
     finally:
         if jr is not None:
             jr.close()
@@ -238,7 +249,7 @@ def _run_population(pop, space, strategy, scheduler, max_trials, eval_every, met
     from jaxhpo._tune_slots import SlotEngine
 
     engine = SlotEngine(pop, space, strategy, scheduler, max_trials, eval_every, metric, sign,
-                        key, test_split)
+                        key, test_split, constraints=tg.constraints)
     ckpt = None if jr is None else jr.path + ".ckpt"
     run_id = fingerprint(head)
     if contents is not None and os.path.exists(ckpt):
@@ -251,7 +262,8 @@ def _run_population(pop, space, strategy, scheduler, max_trials, eval_every, met
     done: dict[int, tuple[Trial, list]] = {
         n: (t, r.get("curve", [])) for n, (t, r) in replayed_trials(contents).items()}
     pbt_written = len(engine.pbt_rounds)  # rounds in a checkpoint were journaled before it
-    history = History([f"val_{metric}"], list(tg.directions))
+    history = History([f"val_{metric}"], list(tg.directions),
+                      constraints=[f"val_{c}" for c in tg.constraints])
     curves = {}
     for n in sorted(done):
         history.append(done[n][0])

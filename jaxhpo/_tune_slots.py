@@ -44,6 +44,7 @@ class SlotTrial:
     curve: list = field(default_factory=list)  # the metric after every round, as measured
     t0: float = 0.0  # when it started (Unix time)
     told: bool = False  # whether the strategy has its value
+    cons: list | None = None  # the constraint metrics after the last round (tune(constraints=))
 
 
 class PBTRound(NamedTuple):
@@ -60,8 +61,9 @@ class SlotEngine:
     """The run state of a population tuned by a scheduler (see the module docstring)."""
 
     def __init__(self, population, space, strategy, scheduler, max_trials, eval_every, metric,
-                 sign, key, test_split):
+                 sign, key, test_split, constraints=()):
         self.space, self.scheduler, self.pop = space, scheduler, population
+        self.constraints = tuple(constraints)  # validation metrics, feasible when <= 0
         self.size = population.size
         self.max_trials, self.eval_every, self.metric = max_trials, eval_every, metric
         self.sign, self.test_split = sign, test_split
@@ -126,11 +128,15 @@ class SlotEngine:
     def _end(self, t, status, metrics) -> tuple[Trial, list]:
         info = self.trials[t]
         value = info.curve[-1] if info.curve else None
-        m = {f"val_{self.metric}": value if value is not None else math.nan, **metrics}
+        cons = None if not self.constraints else (
+            info.cons or [math.nan] * len(self.constraints))
+        m = {f"val_{self.metric}": value if value is not None else math.nan, **metrics,
+             **{f"val_{c}": v for c, v in zip(self.constraints, cons or [])}}
         tr = make_trial(self.space, t, info.generation, info.member, info.x, m,
                         None if value is None else [value],
                         status=None if status == OK else status,
-                        wall_time=time.time() - info.t0, fidelity=info.steps)
+                        wall_time=time.time() - info.t0, fidelity=info.steps,
+                        constraints=cons)
         if status == OK and value is None:
             tr.status = STOPPED
         self._tell(info)
@@ -142,7 +148,7 @@ class SlotEngine:
         if info.generation >= 0 and not info.told:
             info.told = True
             v = info.curve[-1] if info.curve else math.nan
-            self.proposer.result(info.generation, info.member, self.sign * v)
+            self.proposer.result(info.generation, info.member, self.sign * v, info.cons)
 
     def step(self) -> list | None:
         """One round; returns the trials that ended in it, ``None`` when nothing is left."""
@@ -157,9 +163,12 @@ class SlotEngine:
         self.busy += active.size
         self.round += 1
         trials = [int(self.slot[i]) for i in active]
+        cons = self._constraints(curve)
         for i, t in zip(active, trials):
             self.trials[t].steps += self.eval_every
             self.trials[t].curve.append(float(measured[i]))
+            if cons is not None:
+                self.trials[t].cons = [float(c) for c in cons[i]]
         steps = [self.trials[t].steps for t in trials]
         decisions = self.scheduler.report(trials, steps, [self.sign * measured[i]
                                                           for i in active],
@@ -177,7 +186,8 @@ class SlotEngine:
                      if k in ("loss", "accuracy")}
                 ended.append(self._end(t, OK, m))
                 v = self.trials[t].curve[-1]
-                if math.isfinite(v) and self.sign * v < self.best:
+                feasible = all(c <= 0 for c in self.trials[t].cons or [])
+                if math.isfinite(v) and feasible and self.sign * v < self.best:
                     self.best = self.sign * v
                     self.trace.append((time.time() - self.t_start, v))
             elif a == Decision.STOP:
@@ -194,6 +204,17 @@ class SlotEngine:
             if a != Decision.CONTINUE:
                 self.slot[i] = -1
         return ended
+
+    def _constraints(self, curve) -> np.ndarray | None:
+        """``f64[size, k]``: the round's constraint metrics (``None`` without constraints)."""
+        if not self.constraints:
+            return None
+        missing = [c for c in self.constraints if c not in curve]
+        if missing:
+            raise ValueError(f"constraints {missing} are not among the population's validation "
+                             f"metrics {sorted(curve)}; name metrics its evaluate returns")
+        return np.stack([np.asarray(jax.device_get(curve[c]))[:, -1] for c in self.constraints],
+                        -1).astype(np.float64)
 
     def _pbt(self, key, step, measured):
         sched = self.scheduler

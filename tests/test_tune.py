@@ -377,3 +377,20 @@ def test_a_foreign_or_corrupt_checkpoint_is_refused_clearly(tmp_path):
         f.write('{"run": "abc", "engine"')
     with pytest.raises(ValueError, match="is corrupt.*delete it"):
         run(b, 2, resume=True)
+
+
+def test_population_records_constraint_metrics(setup):
+    """tune(constraints=[...]) on a population: each trial's constraint value is its validation
+    metric when it left its slot (its curve's last value); infeasible trials are not best."""
+    with pytest.warns(UserWarning, match="does not use constraints"):
+        res = run(setup, S.Scheduler(10), 4, constraints=["accuracy"])  # > 0: infeasible
+    assert res.history.constraints == ["val_accuracy"]
+    for t in res.history:
+        assert t.constraints == [pytest.approx(res.curves[t.number][-1])]
+        assert t.feasible == (res.curves[t.number][-1] <= 0)
+    if not any(t.feasible for t in res.history):
+        with pytest.raises(ValueError, match="no feasible trial"):
+            res.best_params
+    engine = type("E", (), {"constraints": ("acc",)})()
+    with pytest.raises(ValueError, match=r"\['acc'\] are not among .*'accuracy'"):
+        _tune_slots.SlotEngine._constraints(engine, {"accuracy": np.zeros((4, 1))})
