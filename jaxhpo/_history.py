@@ -40,6 +40,11 @@ class Trial:
         order), as returned: feasible when every one is ``<= 0`` (Optuna's convention), ``NaN``
         where the objective did not return one; ``None`` for a run without constraints (or a
         trial that failed before returning any).
+      segments: ``jaxhpo.tune`` on a population: where and when the trial trained, one
+        ``[slot, start, end, how]`` per stretch in a slot (Unix times); ``how`` is ``"paused"``
+        (parked at a rung; a later stretch is its promotion), ``"exploited"`` (PBT copied
+        another member's weights into it; the next stretch continues in the same slot) or
+        ``None`` for the last stretch. ``None`` for other runs and older journals.
     """
 
     number: int
@@ -56,6 +61,7 @@ class Trial:
     timestamp: float = 0.0
     fidelity: float | None = None
     constraints: list[float] | None = None
+    segments: list[list] | None = None
 
     @property
     def feasible(self) -> bool:

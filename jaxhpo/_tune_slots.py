@@ -44,6 +44,7 @@ class SlotTrial:
     curve: list = field(default_factory=list)  # the metric after every round, as measured
     t0: float = 0.0  # when it started (Unix time)
     told: bool = False  # whether the strategy has its value
+    segments: list = field(default_factory=list)  # [slot, start, end, how]: Trial.segments
     cons: list | None = None  # the constraint metrics after the last round (tune(constraints=))
 
 
@@ -118,6 +119,7 @@ class SlotEngine:
                 moves[i] = self.parked.pop(t)
             self.slot[i] = t
             self.x[i] = self.trials[t].x
+            self.trials[t].segments.append([int(i), time.time(), None, None])
         hp = self.space.decode(jnp.asarray(self.x))
         if fresh.any():
             self.state = self.pop.replace(self.state, fresh, k_init, hp)
@@ -127,6 +129,7 @@ class SlotEngine:
 
     def _end(self, t, status, metrics) -> tuple[Trial, list]:
         info = self.trials[t]
+        _close(info)
         value = info.curve[-1] if info.curve else None
         cons = None if not self.constraints else (
             info.cons or [math.nan] * len(self.constraints))
@@ -139,6 +142,7 @@ class SlotEngine:
                         constraints=cons)
         if status == OK and value is None:
             tr.status = STOPPED
+        tr.segments = [list(s) for s in info.segments] or None
         self._tell(info)
         return tr, [float(v) for v in info.curve]
 
@@ -196,6 +200,7 @@ class SlotEngine:
         if paused:
             for i, member in zip(paused, self.pop.take(self.state, paused)):
                 self.parked[int(self.slot[i])] = member
+                _close(self.trials[int(self.slot[i])], "paused")
                 self._tell(self.trials[int(self.slot[i])])
         for t in self.scheduler.take_dropped():
             self.parked.pop(t, None)
@@ -234,6 +239,8 @@ class SlotEngine:
                 t, u = int(self.slot[i]), int(self.slot[src[i]])
                 self.trials[t].curve = list(self.trials[u].curve)
                 self.trials[t].x = np.asarray(new_x[i], np.float32)
+                _close(self.trials[t], "exploited")
+                self.trials[t].segments.append([int(i), time.time(), None, None])
             self.x = np.asarray(new_x, np.float32)
         self.pbt_rounds.append(PBTRound(int(step), np.asarray(src).tolist(),
                                         np.asarray(exploit).tolist(), self.x.tolist()))
@@ -296,6 +303,12 @@ class SlotEngine:
             for (st, _), m in zip(batch, self.pop.take(state, list(range(len(batch))))):
                 out[st] = m.state
         return out
+
+
+def _close(info: SlotTrial, how: str | None = None) -> None:
+    """End the trial's open stretch in its slot (see ``Trial.segments``)."""
+    if info.segments and info.segments[-1][2] is None:
+        info.segments[-1][2:] = [time.time(), how]
 
 
 def _member_record(m) -> dict:
