@@ -412,6 +412,7 @@ OPTIONS = [
     ("genetic_algorithm", "blend", bad_real(0.0)),
     ("genetic_algorithm", "tournament", bad_int(1)),
     ("nsga2", "num_objectives", bad_int(1)),
+    ("nsga2", "num_constraints", bad_int(0)),
     ("nsga2", "eta_c", bad_real(0.0)),
     ("nsga2", "crossover_prob", bad_real(0.0, 1.0)),
     ("ars", "top_directions", bad_int(1, none_ok=True)),
@@ -503,6 +504,8 @@ MIN_ARGS = [
     ("strategy", st.one_of(st.integers(), st.none(), st.just(J.random_search(Space(
         {"z": Float(0.0, 1.0)}), 4)))),
     ("space", st.one_of(st.none(), st.just({"x": Float(0.0, 1.0)}), st.integers())),
+    ("constraints", st.one_of(st.integers(), st.just([1]), st.just(["c", "c"]), st.just([""]),
+                              st.text(min_size=1, max_size=3).filter(lambda s: s != "value"))),
 ]
 
 
@@ -534,6 +537,7 @@ TUNE_ARGS = [
     ("time_budget", bad_real(0.0, none_ok=True)),
     ("workers", bad_int(1)),
     ("scheduler", st.one_of(st.text(max_size=4), st.none(), st.integers())),
+    ("constraints", st.one_of(st.integers(), st.just([1]), st.just(["c", "c"]))),
 ]
 
 
