@@ -25,8 +25,11 @@ import time
 from dataclasses import dataclass, field
 from typing import Any
 
+import jax
+
 from jaxhpo import _monitor, _run
 from jaxhpo._history import OK, History, Trial, feasible_or_raise
+from jaxhpo._hosts import agreed
 from jaxhpo._journal import fingerprint, read_json, write_json_atomic
 from jaxhpo._space import Space
 from jaxhpo._strategy import Strategy
@@ -200,12 +203,14 @@ def tune(objective, space: Space, strategy: Strategy, scheduler, *, max_trials: 
         head = _run.header("tune", space, strategy, "population", metric, tg, key,
                            scheduler=scheduler.name, scheduler_config=settings,
                            max_trials=max_trials, slots=pop.size, eval_every=eval_every)
-        jr, contents = _run.open_journal(journal, check_bool(resume, "resume"), head)
+        lead = jax.process_index() == 0  # under jax.distributed, process 0 writes
+        jr, contents = _run.open_journal(journal, check_bool(resume, "resume"), head,
+                                         write=lead)
         try:
             return _run_population(pop, space, strategy, scheduler, max_trials, eval_every,
                                    (tg.names or ("loss",))[0], sign, tg, key, test_split,
-                                   head, jr, contents, checkpoint_every, progress, time_budget,
-                                   callbacks)
+                                   head, jr, journal, contents, checkpoint_every, progress and lead,
+                                   time_budget, callbacks)
         finally:
             if jr is not None:
                 jr.close()
@@ -244,13 +249,13 @@ def tune(objective, space: Space, strategy: Strategy, scheduler, *, max_trials: 
 
 
 def _run_population(pop, space, strategy, scheduler, max_trials, eval_every, metric, sign, tg,
-                    key, test_split, head, jr, contents, checkpoint_every, progress,
+                    key, test_split, head, jr, journal, contents, checkpoint_every, progress,
                     time_budget, callbacks) -> TuneResult:
     from jaxhpo._tune_slots import SlotEngine
 
     engine = SlotEngine(pop, space, strategy, scheduler, max_trials, eval_every, metric, sign,
                         key, test_split, constraints=tg.constraints)
-    ckpt = None if jr is None else jr.path + ".ckpt"
+    ckpt = None if journal is None else os.fspath(journal) + ".ckpt"
     run_id = fingerprint(head)
     if contents is not None and os.path.exists(ckpt):
         doc = read_json(ckpt, "checkpoint")
@@ -283,13 +288,15 @@ def _run_population(pop, space, strategy, scheduler, max_trials, eval_every, met
 
     def checkpoint():
         if ckpt:
-            write_json_atomic(ckpt, {"run": run_id, **engine.to_record()})
+            doc = engine.to_record()  # every process: members may live on other processes
+            if jr is not None:
+                write_json_atomic(ckpt, {"run": run_id, **doc})
 
     stopped_by = None
     try:
         while True:
             if time_budget is not None and engine.round > 0 and \
-                    time.time() - engine.t_start > time_budget:
+                    agreed(time.time() - engine.t_start > time_budget):
                 stopped_by = "time_budget"
             if stopped_by is not None:
                 engine.slot[:] = -1  # running trials end as stopped (below)
@@ -298,7 +305,7 @@ def _run_population(pop, space, strategy, scheduler, max_trials, eval_every, met
             ended = engine.step()
             if ended is None:
                 break
-            if record(ended):
+            if agreed(record(ended)):
                 stopped_by = "callback"
             if jr is not None and len(engine.pbt_rounds) > pbt_written:
                 jr.write(*_pbt_records(engine, pbt_written))

@@ -25,6 +25,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
+from jaxhpo._hosts import to_host
 from jaxhpo._history import OK, STOPPED, Trial
 from jaxhpo._journal import decode, decode_state, encode, encode_state
 from jaxhpo._proposer import Proposer
@@ -163,7 +164,7 @@ class SlotEngine:
             return None
         self.state, curve = self.pop.train(self.state, hp, steps=self.eval_every,
                                            eval_every=self.eval_every)
-        measured = np.asarray(curve[self.metric])[:, -1].astype(np.float64)
+        measured = np.asarray(to_host(curve[self.metric]))[:, -1].astype(np.float64)
         self.busy += active.size
         self.round += 1
         trials = [int(self.slot[i]) for i in active]
@@ -183,7 +184,7 @@ class SlotEngine:
         ended = []
         test = {}
         if self.test_split and any(a == Decision.DONE for a in decisions):
-            test = jax.device_get(self.pop.evaluate(self.state, hp, "test"))
+            test = to_host(self.pop.evaluate(self.state, hp, "test"))
         for i, t, a in zip(active, trials, decisions):
             if a == Decision.DONE:
                 m = {f"test_{k}": float(v[i]) for k, v in test.items()

@@ -31,6 +31,7 @@ import numpy as np
 from jax.sharding import Mesh, NamedSharding, PartitionSpec
 
 from jaxhpo import _groups
+from jaxhpo import _hosts
 from jaxhpo.train._grouped import GroupedState, Member, _GroupedOps, _is_key, _raw, _stack_host
 from jaxhpo.train._program import TrainingProgram
 from jaxhpo.train._trainer import MemberState, Trainer
@@ -174,7 +175,7 @@ class Population(_GroupedOps):
         self._data = self._eng.data
         if mesh is not None:
             rep = NamedSharding(mesh, PartitionSpec())
-            self._data = tuple(jax.device_put(a, rep) for a in self._data)
+            self._data = tuple(_hosts.put(a, rep) for a in self._data)
         self._init = jax.jit(self._init_impl)
         self._train = jax.jit(self._train_impl, static_argnames=("steps", "eval_every"))
         self._evaluate = jax.jit(self._evaluate_impl, static_argnames=("split",))
@@ -272,7 +273,7 @@ class Population(_GroupedOps):
         if self.mesh is None:
             return tree
         spec = NamedSharding(self.mesh, PartitionSpec(self.mesh_axis))
-        return jax.device_put(tree, spec)
+        return _hosts.put(tree, spec)
 
     # ------------------------------------------------------------------ implementations
     def _init_impl(self, keys, hp):
@@ -401,7 +402,7 @@ class Population(_GroupedOps):
             return self._g_take(state, slots)
         idx = np.zeros(_bucket(len(slots)), np.int32)
         idx[:len(slots)] = slots
-        rows = jax.device_get(self._take_rows(state, idx))
+        rows = _hosts.to_host(self._take_rows(state, idx))
         return [Member(jax.tree.map(lambda a: np.array(a[k]), rows)) for k in range(len(slots))]
 
     def put(self, state, members: Mapping[int, Member]):
