@@ -87,6 +87,10 @@ def test_nsga2_bad_arguments():
     space = Space({"x": Float(0.0, 1.0)})
     with pytest.raises(ValueError, match="even number"):
         nsga2(space, 7)
+    one = nsga2(space, 4, num_objectives=1)  # a single objective arrives as f32[pop]
+    st = jax.jit(one.tell)(one.init(jax.random.key(0)), jnp.linspace(0, 1, 4)[:, None],
+                  jnp.array([3.0, 1.0, 2.0, 0.0]))
+    np.testing.assert_array_equal(np.asarray(st.fitness)[:, 0], [0.0, 1.0, 2.0, 3.0])
     s = nsga2(space, 4, num_objectives=3)
     with pytest.raises(ValueError, match="f32\\[4, 3\\]"):
         s.tell(s.init(jax.random.key(0)), jnp.zeros((4, 1)), jnp.zeros((4, 2)))

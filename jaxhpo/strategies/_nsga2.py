@@ -99,7 +99,8 @@ def nsga2(space, population_size: int = 40, *, num_objectives: int = 2, eta_c: f
     Args:
       space: the search space.
       population_size: members (even numbers pair up parents).
-      num_objectives: ``m``, the number of fitness columns ``tell`` receives.
+      num_objectives: ``m``, the number of fitness columns ``tell`` receives (for ``m = 1``,
+        ``f32[pop]`` is accepted too, as the drivers pass a single objective).
       eta_c, eta_m: distribution indices of SBX crossover and polynomial mutation.
       crossover_prob: probability that a pair of parents is recombined.
       mutation_prob: per-coordinate mutation probability (default ``1 / d``).
@@ -166,6 +167,8 @@ def nsga2(space, population_size: int = 40, *, num_objectives: int = 2, eta_c: f
         return jnp.where(state.generation == 0, state.population, kids), state
 
     def tell(state, x, fitness, constraints=None):
+        if m == 1 and fitness.shape == (pop,):  # one objective: the drivers pass f32[pop]
+            fitness = fitness[:, None]
         if fitness.shape != (pop, m):
             raise ValueError(f"nsga2 was built for fitness f32[{pop}, {m}], got {fitness.shape}")
         f, _ = sanitize_fitness(fitness)
