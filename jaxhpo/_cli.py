@@ -408,12 +408,13 @@ def _read_view(path, sub):
 
 
 def _best_rows(history, k) -> list[dict]:
-    """The best ``k`` completed trials (single objective) or the Pareto front (several)."""
+    """The best ``k`` completed feasible trials (single objective) or the Pareto front
+    (several)."""
     import numpy as np
 
     from jaxhpo.plot._inputs import ok_trials
 
-    done = ok_trials(history)
+    done = [t for t in ok_trials(history) if t.feasible]
     if not done:
         return []
     mv = history.minimization_values(done)
@@ -492,14 +493,19 @@ def cmd_summary(args, parser) -> int:
         print(f"          generations {len(gens)}" + (
             f" (0..{gens[-1]})" if gens else "") + (
             f", population {head.get('population_size')}" if head.get('population_size') else ""))
+    if head.get("constraints"):
+        done = [t for t in h if t.status in ("ok", "stopped") and t.values is not None]
+        print(f"feasible  {sum(t.feasible for t in done)} of {len(done)} completed trials "
+              f"(constraints {head['constraints']} <= 0)")
     rows = _best_rows(h, args.top)
     if not rows:
-        print("best      no trial completed")
+        print("best      no feasible trial" if head.get("constraints") else
+              "best      no trial completed")
         return 0
     if len(h.directions) == 1:
         from jaxhpo.plot._inputs import ok_trials
 
-        full = ok_trials(h)
+        full = [t for t in ok_trials(h) if t.feasible]
         sign = 1.0 if h.directions[0] == "minimize" else -1.0
         best = min(full, key=lambda t: sign * t.values[0])
         print(f"best      {h.objectives[0]} {best.values[0]:.6g} (trial {best.number})"

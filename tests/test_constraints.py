@@ -127,7 +127,7 @@ def test_constraint_mismatches_are_refused_before_any_evaluation():
         _run.check_constraints(random_search(SPACE, 4), tg)
 
 
-def test_strategy_is_told_constraints_and_journal_resume_checks_them(tmp_path):
+def test_strategy_is_told_constraints_and_journal_resume_checks_them(tmp_path, capsys):
     path = tmp_path / "run.jsonl"
     res = jaxhpo.minimize(py_obj, SPACE, recording_strategy(1), num_generations=2,
                           progress=False, constraints=["c"], journal=path, key=1)
@@ -135,6 +135,14 @@ def test_strategy_is_told_constraints_and_journal_resume_checks_them(tmp_path):
     assert lines[0]["constraints"] == ["c"]
     assert [r["constraints"] for r in lines if r["type"] == "trial"] == [
         t.constraints for t in res.history]
+    from jaxhpo import _cli
+
+    assert _cli.main(["summary", str(path)]) == 0  # the command line reads the same journal
+    out = capsys.readouterr().out
+    assert f"feasible  {len(res.history.feasible())} of 8 completed" in out
+    unconstrained = min(res.history, key=lambda t: t.value).number
+    assert unconstrained != res.best_trial.number and f"(trial {unconstrained})" not in out
+    assert f"(trial {res.best_trial.number})" in out
     kw = dict(num_generations=2, progress=False, journal=path, key=1, resume=True)
     for other, k in ((["d"], 1), (None, 0), (["c", "d"], 2)):
         with pytest.raises(ValueError, match="cannot resume.*constraints"):
