@@ -3,9 +3,12 @@
 Records, one JSON object per line:
 
 * ``{"type": "header", "format", "version", "driver", ...}``: the run's settings (space, strategy
-  and scheduler with their settings, objectives, directions, key), compared on resume;
+  and scheduler with their settings, objectives, directions, key; ``constraints``, the
+  constraint metric names, only when the run has some, so older headers still match), compared
+  on resume;
 * ``{"type": "trial", ...}``: one completed trial (see :class:`jaxhpo.Trial`; ``tune`` adds its
-  learning ``curve``);
+  learning ``curve``; ``constraints`` holds its constraint values, absent or ``null`` in
+  journals of runs without constraints);
 * ``{"type": "state", "generation": g, "leaves": [...]}`` (``minimize``): the strategy state
   after ``tell`` of generation ``g``, bit-exact;
 * ``{"type": "pbt", "round": i, "step", "src", "exploit", "x"}`` (``tune`` with PBT): round
