@@ -5,6 +5,9 @@ A guide's blocks fenced as ```` ```python ```` are executed in order, in one nam
 (so a page reads as one script), in a temporary directory. A block that must not run (it needs
 a cluster, or several minutes) is written as a MyST directive, ```` ```{code-block} python ````:
 it renders the same and is skipped here. Use that rarely; docs/README.md says so too.
+
+Plain ```` ```bash ```` blocks of the command-line guide (lines starting with ``jaxhpo``) are run
+too, through the CLI's ``main`` in this process.
 """
 
 from __future__ import annotations
@@ -18,12 +21,15 @@ import pytest
 
 DOCS = os.path.join(os.path.dirname(os.path.abspath(__file__)), os.pardir, "docs")
 GUIDES = os.path.join(DOCS, "guides")
-_FENCE = re.compile(r"^(`{3,})python[ \t]*\n(.*?)^\1[ \t]*$", re.S | re.M)
 
 
-def python_blocks(text: str) -> list[str]:
-    """The bodies of the ```` ```python ```` fences of a Markdown page, in order."""
-    return [m.group(2) for m in _FENCE.finditer(text)]
+def _fence(lang):
+    return re.compile(r"^(`{3,})" + lang + r"[ \t]*\n(.*?)^\1[ \t]*$", re.S | re.M)
+
+
+def python_blocks(text: str, lang: str = "python") -> list[str]:
+    """The bodies of the ```` ```python ```` (or ``lang``) fences of a Markdown page, in order."""
+    return [m.group(2) for m in _fence(lang).finditer(text)]
 
 
 def test_python_blocks_parser():
@@ -52,6 +58,24 @@ def test_guide_examples_run(page, tmp_path, monkeypatch):
     import matplotlib.pyplot as plt
 
     plt.close("all")
+
+
+def test_cli_guide_commands_run(tmp_path, monkeypatch, capsys):
+    pytest.importorskip("matplotlib")
+    import shlex
+
+    from jaxhpo._cli import main
+
+    with open(os.path.join(GUIDES, "cli.md")) as f:
+        lines = [ln for b in python_blocks(f.read(), "bash") for ln in b.splitlines()
+                 if ln.startswith("jaxhpo ")]
+    assert len(lines) >= 4
+    monkeypatch.chdir(tmp_path)
+    for line in lines:
+        argv = shlex.split(line, comments=True)[1:]
+        assert main(argv) in (0, None), line
+    out = capsys.readouterr().out
+    assert "branin" in out and os.path.exists(tmp_path / "history.png")
 
 
 def test_sphinx_build_has_no_warnings(tmp_path):
