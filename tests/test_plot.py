@@ -56,11 +56,69 @@ def check_png(path, fig, dpi):
     assert len(data) > 5000
 
 
+def _plain(text: str) -> str:
+    """A tick label as read: mathtext markup (``$\\mathdefault{10^{-4}}$``) left out."""
+    for markup in ("$", "\\mathdefault", "\\times", "{", "}", "^", "\\"):
+        text = text.replace(markup, "")
+    return text
+
+
+def assert_readable(fig, max_chars: int = 10):
+    """At the figure's default size (Agg): no two tick labels of an axis overlap and none is
+    longer than ``max_chars``; the same for each group of parallel-coordinate tick
+    annotations (same ``gid``)."""
+    from matplotlib.backends.backend_agg import FigureCanvasAgg
+
+    FigureCanvasAgg(fig)
+    fig.canvas.draw()
+    renderer = fig.canvas.get_renderer()
+    groups = []
+    for ax in fig.axes:
+        if not ax.get_visible():
+            continue
+        for axis in (ax.xaxis, ax.yaxis):
+            lo, hi = sorted(axis.get_view_interval())
+            tol = 1e-9 * max(abs(hi - lo), 1e-300)
+            labels = [lab for locs, labs in ((axis.get_majorticklocs(),
+                                              axis.get_majorticklabels()),
+                                             (axis.get_minorticklocs(),
+                                              axis.get_minorticklabels()))
+                      for loc, lab in zip(locs, labs)
+                      if lab.get_visible() and lab.get_text() and lo - tol <= loc <= hi + tol]
+            groups.append((f"{ax.get_title() or ax.get_xlabel()} {axis.axis_name}", labels))
+        by_gid = {}
+        for t in ax.texts:
+            if (t.get_gid() or "").startswith("tick:"):
+                by_gid.setdefault(t.get_gid(), []).append(t)
+        groups += [(f"{ax.get_title()} {g}", ts) for g, ts in by_gid.items()]
+    for where, labels in groups:
+        for lab in labels:
+            assert len(_plain(lab.get_text())) <= max_chars, (where, lab.get_text())
+        boxes = [lab.get_window_extent(renderer) for lab in labels]
+        for i in range(len(boxes)):
+            for j in range(i + 1, len(boxes)):
+                a, b = boxes[i], boxes[j]
+                overlap = (min(a.x1, b.x1) - max(a.x0, b.x0) > 0.5
+                           and min(a.y1, b.y1) - max(a.y0, b.y0) > 0.5)
+                assert not overlap, (where, labels[i].get_text(), labels[j].get_text())
+
+
 def save(fig, tmp_path, name, dpi=60):
+    """Check the figure's tick labels for readability, then that it renders to a PNG."""
+    assert_readable(fig)
     out = tmp_path / f"{name}.png"
     fig.savefig(out, dpi=dpi)
     check_png(out, fig, dpi)
     return out
+
+
+# Every plot function, each rendered through save() (readability + PNG) by its tests below.
+CHECKED = {"history", "parallel_coordinates", "slices", "pareto", "regret", "learning_curves",
+           "pbt_schedules", "contour", "importance", "edf", "timeline"}
+
+
+def test_every_plot_function_is_checked_for_readability():
+    assert set(P.__all__) - {"RunView", "read_journal"} == CHECKED
 
 
 def test_import_jaxhpo_does_not_import_matplotlib():
@@ -335,3 +393,149 @@ def test_read_journal_skips_a_torn_line_and_never_writes(run, tmp_path):
     with pytest.raises(ValueError, match="not a jaxhpo journal"):
         (tmp_path / "x.jsonl").write_text('{"a": 1}\n')
         P.read_journal(tmp_path / "x.jsonl")
+
+
+# ---------------------------------------------------------------------------- log axes
+def test_slices_log_axes_have_short_separate_labels(run, tmp_path):
+    res, _ = run
+    fig = P.slices(res)
+    by = {a.get_xlabel(): a for a in fig.axes}
+    assert_readable(fig)
+    lo, hi = by["lr"].get_xlim()
+    shown = [lab.get_text() for loc, lab in zip(by["lr"].get_xticks(),
+                                                by["lr"].get_xticklabels()) if lo <= loc <= hi]
+    want = [s for v, s in ((1e-4, "1e-4"), (1e-3, "0.001"), (1e-2, "0.01"), (1e-1, "0.1"))
+            if lo <= v <= hi]
+    assert shown == want
+    from jaxhpo.plot._trials import log_ticks, short_number
+
+    for a, b in ((1e-4, 1e-1), (16, 256), (1e-6, 1e6), (0.5, 0.9), (3.0, 3000.0)):
+        t = log_ticks(a, b)
+        assert 2 <= len(t) <= 6 and np.all((t >= a) & (t <= b)), (a, b, t)
+        assert all(len(short_number(v)) <= 6 for v in t)
+    assert [short_number(v) for v in (1e-5, 2e-4, 0.003, 1000.0, 5e4)] == \
+        ["1e-5", "2e-4", "0.003", "1000", "5e4"]
+
+
+# ---------------------------------------------------------------------------- contour
+def test_contour_draws_the_trials_on_the_spaces_scales(run, tmp_path):
+    res, _ = run
+    ok = [t for t in res.history if t.status == "ok"]
+    fig = P.contour(res, params=("lr", "width"))
+    ax = fig.jaxhpo_panels[("lr", "width")]
+    pts = ax.collections[-1].get_offsets()
+    np.testing.assert_allclose(pts[:, 0], [t.params["lr"] for t in ok], rtol=1e-5)
+    np.testing.assert_allclose(pts[:, 1], [t.params["width"] for t in ok], rtol=1e-5)
+    assert ax.get_xscale() == "log" and ax.get_yscale() == "log"
+    save(fig, tmp_path, "contour")
+    fig = P.contour(res)  # all four: the lower triangle of a 3 x 3 grid
+    assert len(fig.jaxhpo_panels) == 6
+    ax = fig.jaxhpo_panels[("opt", "mom")]
+    assert [t.get_text() for t in ax.get_xticklabels()] == ["sgd", "adam"]
+    # mom is only active with sgd: only those trials are drawn
+    assert len(ax.collections[-1].get_offsets()) == sum("mom" in t.params for t in ok)
+    save(fig, tmp_path, "contour_grid")
+    with pytest.raises(ValueError, match="at least two"):
+        P.contour(res, params=["lr"])
+
+
+def test_contour_interpolation_passes_through_the_trials():
+    from jaxhpo.plot._study import interpolate
+
+    pts = np.array([[0.1, 0.2], [0.9, 0.8], [0.5, 0.1]])
+    vals = np.array([1.0, 3.0, -2.0])
+    np.testing.assert_allclose(interpolate(pts, vals, pts, np.array([False, False])), vals)
+    # two points: the midpoint is their mean (equal inverse-distance weights)
+    mid = interpolate(pts[:2], vals[:2], np.array([[0.5, 0.5]]), np.array([False, False]))
+    np.testing.assert_allclose(mid, [2.0])
+    # a categorical coordinate: another choice is at distance 1, whatever the bin order
+    z = interpolate(np.array([[0.25, 0.5], [0.75, 0.5]]), np.array([0.0, 10.0]),
+                    np.array([[0.25, 0.4]]), np.array([True, False]))
+    w0, w1 = 1 / 0.1 ** 2, 1 / (1 + 0.1 ** 2)
+    np.testing.assert_allclose(z, [10.0 * w1 / (w0 + w1)])
+
+
+# ---------------------------------------------------------------------------- importance, EDF
+def test_importance_bars_are_the_importances(run, tmp_path):
+    res, _ = run
+    fig = P.importance(res, method="ped_anova")
+    ax = fig.axes[0]
+    imp = jaxhpo.importance(res, "ped_anova")
+    bars = sorted(ax.patches, key=lambda b: -b.get_y())  # top to bottom
+    np.testing.assert_allclose([b.get_width() for b in bars], list(imp.values()))
+    labels = sorted(ax.get_yticklabels(), key=lambda t: -t.get_position()[1])
+    assert [t.get_text() for t in labels] == list(imp)
+    save(fig, tmp_path, "importance")
+
+
+def test_edf_is_the_fraction_of_trials_at_or_below(run, tmp_path):
+    res, path = run
+    vals = np.sort([t.value for t in res.history if t.status == "ok"])
+    other = _history(np.arange(5.0)[:, None] * 2, ["minimize"])
+    fig = P.edf({"random": res, "other": other})
+    ax = fig.axes[0]
+    assert [ln.get_label() for ln in ax.lines] == ["random", "other"]
+    np.testing.assert_allclose(ax.lines[0].get_xdata(), vals, rtol=1e-6)
+    np.testing.assert_allclose(ax.lines[0].get_ydata(), np.arange(1, len(vals) + 1) / len(vals))
+    np.testing.assert_allclose(ax.lines[1].get_ydata(), [0.2, 0.4, 0.6, 0.8, 1.0])
+    save(fig, tmp_path, "edf")
+    assert P.edf(path).axes[0].lines[0].get_label() == "run 0"
+    with pytest.raises(ValueError, match="labels"):
+        P.edf([res, path], labels=["one"])
+
+
+# ---------------------------------------------------------------------------- timeline
+def _segment_history():
+    """Hand-made slot records: trial 0 paused in slot 0 then promoted into slot 1 and
+    completed; trial 1 stopped in slot 1; trial 2 exploited (PBT) in slot 0, then completed."""
+    rec = [(0, "ok", [[0, 10.0, 12.0, "paused"], [1, 14.0, 17.0, None]]),
+           (1, "stopped", [[1, 10.0, 14.0, None]]),
+           (2, "ok", [[0, 12.0, 13.0, "exploited"], [0, 13.0, 16.0, None]])]
+    trials = [Trial(number=n, generation=0, member=n, x=[0.5], params={"a": 0.5}, inactive=[],
+                    metrics={}, values=[1.0], status=st, segments=seg) for n, st, seg in rec]
+    return History(["v"], ["minimize"], trials)
+
+
+def test_timeline_bars_follow_the_recorded_slots(tmp_path):
+    fig = P.timeline(_segment_history())
+    ax = fig.axes[0]
+    got = {c.get_label(): sorted((p.get_y() + p.get_height() / 2, p.get_x(), p.get_width(),
+                                  p.get_hatch()) for p in c) for c in ax.containers}
+    assert got == {"completed (full budget)": [(0.0, 3.0, 3.0, None), (1.0, 4.0, 3.0, "///")],
+                   "stopped by the scheduler": [(1.0, 0.0, 4.0, None)],
+                   "paused at a rung": [(0.0, 0.0, 2.0, None)],
+                   "PBT exploit (weights replaced)": [(0.0, 2.0, 1.0, None)]}
+    save(fig, tmp_path, "timeline")
+
+
+def test_tune_records_slots_and_the_timeline_draws_them(tmp_path):
+    """The slot engine's records (HyperBand pauses and promotes): a slot runs one trial at a
+    time; every stretch but a trial's last ended in a pause; the trials that reached a
+    higher rung than the one they started at were promoted; the journal keeps the records."""
+    import jax.numpy as jnp
+    from jaxhpo.train import TrainingProgram
+
+    prog = TrainingProgram(init=lambda key, hp: {"w": jnp.ones((2,))},
+                           step=lambda s, key, hp: ({"w": s["w"] * (1.0 - hp["lr"])}, {}),
+                           evaluate=lambda s, hp: {"loss": 0.5 * jnp.sum(s["w"] ** 2)})
+    space = Space({"lr": Float(0.01, 0.2, log=True)})
+    journal = tmp_path / "tune.jsonl"
+    res = jaxhpo.tune(prog, space, random_search(space, 2), S.HyperBand(10, 30, eta=3),
+                      max_trials=6, population_size=2, eval_every=10, metric="loss", key=5,
+                      progress=False, test_split=False, journal=journal)
+    segs = [(t, s) for t in res.history for s in t.segments]
+    assert {s[0] for _, s in segs} == {0, 1}
+    for slot in (0, 1):
+        spans = sorted((s[1], s[2]) for _, s in segs if s[0] == slot)
+        assert all(a[1] <= b[0] for a, b in zip(spans, spans[1:]))
+    for t in res.history:
+        assert all(s[3] == "paused" for s in t.segments[:-1])
+        assert all(a[2] <= b[1] for a, b in zip(t.segments, t.segments[1:]))
+    assert any(len(t.segments) > 1 for t in res.history)  # a promotion happened
+    assert {t.number: t.segments for t in P.read_journal(journal).history} == \
+        {t.number: t.segments for t in res.history}
+    fig = P.timeline(journal)
+    n_bars = sum(len(c) for c in fig.axes[0].containers)
+    assert n_bars == len(segs)
+    assert sum(p.get_hatch() == "///" for c in fig.axes[0].containers for p in c) == \
+        sum(len(t.segments) - 1 for t in res.history)

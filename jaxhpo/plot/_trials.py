@@ -52,12 +52,58 @@ def _fmt(v) -> str:
     return f"{v:.3g}"
 
 
-def log_axis(axis):
-    """On an axis already in log scale: plain labels at 1, 2, 5 x 10^k (short ranges too)."""
-    from matplotlib.ticker import FuncFormatter, LogLocator, NullFormatter
+def short_number(v: float) -> str:
+    """A tick label of at most 6 characters: ``0.001``, ``0.02``, ``500``, ``2e-05``..."""
+    if v == 0 or not math.isfinite(v):
+        return f"{v:g}"
+    e = math.floor(math.log10(abs(v)) + 1e-9)
+    if -3 <= e <= 3:
+        return f"{v:.4g}"
+    m = v / 10.0 ** e
+    return f"{m:.2g}e{e}"
 
-    axis.set_major_locator(LogLocator(base=10, subs=(1.0, 2.0, 5.0)))
-    axis.set_major_formatter(FuncFormatter(lambda v, _: f"{v:g}"))
+
+def log_ticks(vmin: float, vmax: float) -> np.ndarray:
+    """Major ticks of a log axis over ``[vmin, vmax]``: ``1, 2, 5 x 10^k`` on short ranges,
+    ``1, 3 x 10^k`` up to 2.5 decades, then every ``ceil(decades / 5)``-th decade, so a
+    panel of the default size never carries more than about 6 labels."""
+    if not (vmin > 0 and vmax > vmin and math.isfinite(vmax)):
+        return np.array([])
+    decades = math.log10(vmax / vmin)
+    if decades < 0.5:
+        subs, stride = (1, 1.5, 2, 3, 4, 5, 6, 7, 8, 9), 1
+    elif decades < 1.3:
+        subs, stride = (1, 2, 5), 1
+    elif decades < 2.5:
+        subs, stride = (1, 3), 1
+    else:
+        subs, stride = (1,), max(1, math.ceil(decades / 5))
+    lo, hi = math.floor(math.log10(vmin)), math.ceil(math.log10(vmax))
+    ticks = [s * 10.0 ** k for k in range(lo, hi + 1) if (k - lo) % stride == 0 for s in subs]
+    ticks = np.array([t for t in ticks if vmin * (1 - 1e-9) <= t <= vmax * (1 + 1e-9)])
+    if decades < 0.5 and len(ticks) > 5:  # a narrow range: thin the linear-like ticks
+        ticks = ticks[::math.ceil(len(ticks) / 5)]
+    if len(ticks) < 2:  # less than one tick inside: the ends
+        ticks = np.array([vmin, vmax])
+    return ticks
+
+
+def log_axis(axis):
+    """On an axis already in log scale: at most about 6 short labels (``1e-4``, ``0.001``,
+    ``0.01``; ``20, 50, 100`` on short ranges), never minor labels."""
+    from matplotlib.ticker import FuncFormatter, Locator, NullFormatter, NullLocator
+
+    class _LogTicks(Locator):
+        def __call__(self):
+            return self.tick_values(*self.axis.get_view_interval())
+
+        def tick_values(self, vmin, vmax):
+            vmin, vmax = sorted((vmin, vmax))
+            return log_ticks(vmin, vmax)
+
+    axis.set_major_locator(_LogTicks())
+    axis.set_major_formatter(FuncFormatter(lambda v, _: short_number(v)))
+    axis.set_minor_locator(NullLocator())
     axis.set_minor_formatter(NullFormatter())
 
 
