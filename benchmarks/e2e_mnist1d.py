@@ -7,6 +7,12 @@ search space (learning rate, weight decay, width, dropout), same budget per tria
 
 * jaxhpo: ``jaxhpo.tune`` on ``--slots`` vmapped slots with ASHA (TPE or GP-BO refills),
   HyperBand (random), BOHB, PBT; each arm gets ``--jax-budget`` seconds (compilation included).
+  The ``*_user`` arms (``asha_tpe_user``, ``pbt_user``) run the same scheduler and strategy on
+  a training program a user writes (a plain Flax linen MLP, ``optax.adamw``, turned into a
+  program by ``jaxhpo.train.flax_program``) instead of the built-in ``Trainer``; its width is
+  a *static* hyperparameter (``--user-widths``, default ``Categorical([32, 64], static=True)``:
+  one compiled program per width group and group size, no masking; one value fixes the width)
+  and the rest of the space is the same.
 * Optuna: ``TPESampler`` + ``MedianPruner`` (and + ``HyperbandPruner``), the trial trained
   sequentially by the same jitted training functions in chunks of ``--min-steps`` steps, one
   report per chunk, ``--optuna-budget`` seconds per study (compilation included).
@@ -47,12 +53,51 @@ from jaxhpo.train import Trainer, mlp, mnist1d  # noqa: E402
 
 FIXED = {"optimizer": "adamw"}
 SPACE = None  # set in main() from --max-width
+USER = (None, None)  # (the user's training program, its space), set in main()
 
 
 def make_space(max_width):
     return Space({"learning_rate": Float(1e-4, 1e-1, log=True),
                   "weight_decay": Float(1e-6, 1e-1, log=True),
                   "width": Int(16, max_width), "dropout": Float(0.0, 0.5)})
+
+
+def make_user_space(widths):
+    """The Trainer arms' space with ``width`` a static choice among ``widths`` (one value: the
+    width is fixed, not tuned)."""
+    params = {"learning_rate": Float(1e-4, 1e-1, log=True),
+              "weight_decay": Float(1e-6, 1e-1, log=True), "dropout": Float(0.0, 0.5)}
+    if len(widths) > 1:
+        params["width"] = jaxhpo.Categorical(sorted(widths), static=True)
+    return Space(params)
+
+
+def make_user_program(data, batch, widths):
+    """What a user writes: a linen MLP with dropout, AdamW, cross-entropy (flax_program)."""
+    import flax.linen as nn
+    import optax
+
+    from jaxhpo.train import flax_program
+
+    class MLP(nn.Module):
+        width: int
+        rate: jax.Array  # a traced per-member dropout rate
+
+        @nn.compact
+        def __call__(self, x, train: bool = False):
+            for _ in range(2):
+                x = nn.relu(nn.Dense(self.width)(x))
+                if train:  # inverted dropout with a traced rate
+                    keep = jax.random.bernoulli(self.make_rng("dropout"), 1.0 - self.rate,
+                                                x.shape)
+                    x = jnp.where(keep, x / (1.0 - self.rate), 0.0)
+            return nn.Dense(10)(x)
+
+    return flax_program(
+        lambda hp: MLP(hp.get("width", widths[0]), hp["dropout"]),
+        lambda hp: optax.adamw(hp["learning_rate"], weight_decay=hp["weight_decay"]),
+        lambda out, y: optax.softmax_cross_entropy_with_integer_labels(out, y).mean(),
+        data, batch_size=batch, train_kwarg="train")
 
 
 def make_trainer(data, max_width, batch):
@@ -63,33 +108,39 @@ def make_trainer(data, max_width, batch):
 # ---------------------------------------------------------------------------- jaxhpo arms
 def jax_arm(arm, trainer, seed, args, budget=None):
     lo, hi, p = args.min_steps, args.max_steps, args.slots
+    space = SPACE
+    if arm.endswith("_user"):  # the same arm on the user's own training program
+        arm, trainer, space = arm[:-len("_user")], USER[0], USER[1]
     if arm == "asha_tpe":
         # capacity 256 (not the default 1024): TPE's ask cost is linear in the buffer
         # (~60 vs ~280 ms for 8 proposals here), and a round trains in ~400 ms.
-        strat, sched = jaxhpo.strategies.tpe(SPACE, 8, capacity=256), S.ASHA(lo, hi)
+        strat, sched = jaxhpo.strategies.tpe(space, 8, capacity=256), S.ASHA(lo, hi)
     elif arm == "asha_gp":
-        strat, sched = jaxhpo.strategies.gp_bo(SPACE, 8), S.ASHA(lo, hi)
+        strat, sched = jaxhpo.strategies.gp_bo(space, 8), S.ASHA(lo, hi)
     elif arm == "hyperband":
-        strat, sched = jaxhpo.strategies.random_search(SPACE, 8), S.HyperBand(lo, hi)
+        strat, sched = jaxhpo.strategies.random_search(space, 8), S.HyperBand(lo, hi)
     elif arm == "bohb":
-        strat, sched = jaxhpo.strategies.random_search(SPACE, 8), S.BOHB(lo, hi)
+        strat, sched = jaxhpo.strategies.random_search(space, 8), S.BOHB(lo, hi)
     elif arm == "pbt":
-        strat = jaxhpo.strategies.random_search(SPACE, p)
+        strat = jaxhpo.strategies.random_search(space, p)
         sched = S.PBT(hi, 3 * lo)
     else:
         raise ValueError(arm)
     overhead = [0.0]
 
     def timed(fn):
-        def wrapper(*a, **k):
+        def wrapper(self, *a, **k):
             t0 = time.perf_counter()
-            out = fn(*a, **k)
+            out = fn(self, *a, **k)
             overhead[0] += time.perf_counter() - t0
             return out
         return wrapper
 
-    sched.report, sched.next_job = timed(sched.report), timed(sched.next_job)
-    res = jaxhpo.tune(trainer, SPACE, strat, sched, max_trials=p if arm == "pbt" else 100000,
+    # Time the scheduler's decisions (tune works on a deep copy of it: patch its class).
+    cls = type(sched)
+    sched.__class__ = type(cls.__name__, (cls,), {"report": timed(cls.report),
+                                                  "next_job": timed(cls.next_job)})
+    res = jaxhpo.tune(trainer, space, strat, sched, max_trials=p if arm == "pbt" else 100000,
                       population_size=p, eval_every=lo, metric="accuracy",
                       direction="maximize", key=seed, progress=False,
                       time_budget=budget if budget is not None else args.jax_budget)
@@ -189,7 +240,10 @@ def main(argv=None):
     ap.add_argument("--slots", type=int, default=32)
     ap.add_argument("--max-width", type=int, default=64)
     ap.add_argument("--batch", type=int, default=64)
-    ap.add_argument("--arms", default="asha_tpe,asha_gp,hyperband,bohb,pbt")
+    ap.add_argument("--arms", default="asha_tpe,asha_gp,hyperband,bohb,pbt,asha_tpe_user,"
+                                      "pbt_user")
+    ap.add_argument("--user-widths", default="32,64",
+                    help="the *_user arms' static width choices (one value: fixed width)")
     ap.add_argument("--optuna", default="median,hyperband")
     ap.add_argument("--hb-seeds", type=int, default=1,
                     help="seeds for the Optuna HyperbandPruner study (the median-pruner study "
@@ -201,7 +255,11 @@ def main(argv=None):
     args = ap.parse_args(argv)
     global SPACE
     SPACE = make_space(args.max_width)
-    trainer = make_trainer(mnist1d(), args.max_width, args.batch)
+    data = mnist1d()
+    trainer = make_trainer(data, args.max_width, args.batch)
+    global USER
+    widths = [int(w) for w in args.user_widths.split(",")]
+    USER = (make_user_program(data, args.batch, widths), make_user_space(widths))
     if args.cache:
         # Compiled programs go to a fresh persistent cache, so each tune call after an arm's
         # warm-up loads them instead of compiling again (what a user's second run gets).

@@ -193,7 +193,8 @@ def tune(objective, space: Space, strategy: Strategy, scheduler, *, max_trials: 
     time_budget = check_optional_real(time_budget, "time_budget", 0.0, low_open=True)
     _monitor.check_progress(progress)
     callbacks = _monitor.check_callbacks(callbacks)
-    settings = {k: v for k, v in vars(scheduler).items() if not k.startswith("_")}
+    settings = {k: v for k, v in vars(scheduler).items()  # its settings, not patched methods
+                if not k.startswith("_") and not callable(v)}
     scheduler = copy.deepcopy(scheduler)
     pop = _population(objective, population_size, space)
     if pop is not None:
