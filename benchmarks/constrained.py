@@ -138,6 +138,20 @@ def run_optuna(kind: str, evals: int, seeds: list[int]):
     return np.array(fs, np.float64), np.array(cs, np.float64)
 
 
+def source_digest() -> dict:
+    """sha256 (first 12 hex digits) of the strategy sources measured, so a result can be tied
+    to the commit whose files match."""
+    import glob
+    import hashlib
+
+    root = os.path.dirname(os.path.abspath(jaxhpo.__file__))
+    files = [os.path.join(root, "strategies", f) for f in
+             ("_gp_bo.py", "_gp_bo_propose.py", "_tpe.py", "_parzen.py")]
+    files += sorted(glob.glob(os.path.join(root, "gp", "*.py")))
+    return {os.path.relpath(f, os.path.dirname(root)): hashlib.sha256(
+        open(f, "rb").read()).hexdigest()[:12] for f in files if os.path.exists(f)}
+
+
 def regret_curves(f, c, optimum) -> np.ndarray:
     """``f64[seeds, evals]`` best feasible value so far minus the optimum (``inf`` before the
     first feasible trial)."""
@@ -193,7 +207,7 @@ def main(argv=None):
     path = write_result("constrained", {
         "problem": "branin_disk (Gelbart et al. 2014)", "optimum": optimum,
         "evals": args.evals, "seeds": seeds, "checkpoints": checkpoints, "results": results,
-        "skipped": skipped})
+        "skipped": skipped, "sources": source_digest()})
     print(f"wrote {path}")
 
 
