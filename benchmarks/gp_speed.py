@@ -11,6 +11,7 @@ holds n trials.
 
     python benchmarks/gp_speed.py                        # n = 50,100,200,300,1000
     python benchmarks/gp_speed.py --sizes 50,300 --optuna-repeats 3
+    python benchmarks/gp_speed.py --rounds 256,1000   # ask + tell per round of 32 (issue #23)
 """
 
 from __future__ import annotations
@@ -73,6 +74,32 @@ def time_jaxhpo(tf, n, q, repeats, amortize, room):
             "capacity": int(st.x.shape[0])}
 
 
+def time_rounds(tf, n, q, rounds, **kwargs):
+    """Wall time of whole rounds ``ask`` + ``tell`` of ``q`` points starting from ``n``
+    observations (uniform points of Hartmann-6), as a driver runs them: jitted, the state
+    carried, the hyperparameters refitted on ``gp_bo``'s schedule, the buffer sized once for
+    the ``rounds`` (its capacity is reported). Returns per-round seconds after compilation."""
+    s = jaxhpo.strategies.gp_bo(tf.space, q, **kwargs)
+    ask, tell = jax.jit(s.ask), jax.jit(s.tell)
+    st = s.reserve(s.init(jax.random.key(0)), n + (rounds + 1) * q)
+    x = jax.random.uniform(jax.random.key(1), (n, tf.space.dim))
+    fill = jaxhpo.strategies.gp_bo(tf.space, n, capacity=st.x.shape[0], num_initial=1)
+    st = jax.block_until_ready(fill.tell(st, x, tf.fn(tf.from_unit(x))))
+    t0 = time.perf_counter()
+    xa, cur = ask(jax.random.key(2), st)  # compile both (and run one round)
+    cur = jax.block_until_ready(tell(cur, xa, tf.fn(tf.from_unit(xa))))
+    compile_s = time.perf_counter() - t0
+    ts = []
+    for i in range(rounds):
+        t0 = time.perf_counter()
+        xa, cur = ask(jax.random.key(10 + i), cur)
+        cur = jax.block_until_ready(tell(cur, xa, tf.fn(tf.from_unit(xa))))
+        ts.append(time.perf_counter() - t0)
+    return {"round_s": ts, "mean_s": float(np.mean(ts)), "max_s": float(np.max(ts)),
+            "first_round_with_compile_s": compile_s, "capacity": int(st.x.shape[0]),
+            "load_avg": os.getloadavg()}
+
+
 def time_optuna(tf, n, repeats):
     import warnings
 
@@ -106,9 +133,27 @@ def main(argv=None):
     ap.add_argument("--amortize", type=int, default=30)
     ap.add_argument("--optuna-repeats", type=int, default=5)
     ap.add_argument("--no-optuna", action="store_true")
+    ap.add_argument("--rounds", default="", help="e.g. 256,1000: time rounds of --round-q "
+                    "points (ask + tell) from these many observations instead")
+    ap.add_argument("--round-q", type=int, default=32)
+    ap.add_argument("--round-count", type=int, default=6)
     args = ap.parse_args(argv)
     tf = F.get("hartmann6")
     rows, out = [], {}
+    if args.rounds:
+        for n in [int(v) for v in args.rounds.split(",")]:
+            r = time_rounds(tf, n, args.round_q, args.round_count)
+            out[n] = {f"q{args.round_q}_rounds": r}
+            rows.append({"n": n, "capacity": r["capacity"], "q": args.round_q,
+                         "ask+tell per round, mean s": r["mean_s"], "max s": r["max_s"],
+                         "rounds s": " ".join(f"{v:.3f}" for v in r["round_s"]),
+                         "load avg 1m": r["load_avg"][0]})
+            print(rows[-1], flush=True)
+        print_table(rows, list(rows[0]), f"GP-BO ask + tell per round of {args.round_q} "
+                    "(Hartmann-6, jitted, refits on gp_bo's schedule included)")
+        path = write_result("gp_speed", {"rounds": out, "load_avg_end": os.getloadavg()})
+        print(f"\nwrote {path}")
+        return
     for n in [int(v) for v in args.sizes.split(",")]:
         am8 = max(4, args.amortize // 8)
         room = max(args.amortize + 1, 8 * (am8 + 1))

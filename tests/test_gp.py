@@ -91,6 +91,35 @@ def test_masked_rows_do_not_change_anything():
         np.testing.assert_allclose(la, lc, rtol=1e-12)
 
 
+def test_append_rows_equals_the_closed_form_posterior_of_all_rows():
+    """The block Cholesky update (rows 25..32 appended, one of them failed/masked) predicts
+    exactly what the numpy closed form on all valid rows predicts (R&W Eqs. 2.25-2.26), and
+    its factors are those of a full refactorization."""
+    with jax.enable_x64(True):
+        spec = mixed_spec()
+        x, y, _, xq = problem()
+        signal, noise = 1.3, 1e-4
+        p = gp.GPParams(jnp.log(jnp.asarray(LS)), jnp.log(jnp.float64(signal)),
+                        jnp.log(jnp.float64(noise)))
+        before = np.arange(40) < 25
+        after = np.arange(40) < 33
+        after[27] = False  # a failed trial among the appended rows
+        post = gp.append_rows(gp.posterior(p, x, y, jnp.asarray(before), spec, 0.0),
+                              jnp.asarray(x), jnp.asarray(y), jnp.asarray(after), 25, 8)
+        full = gp.posterior(p, x, y, jnp.asarray(after), spec, 0.0)
+        np.testing.assert_allclose(post.chol, full.chol, atol=1e-10)
+        np.testing.assert_allclose(post.chol_inv @ post.chol, np.eye(40), atol=1e-8)
+        mean, var = gp.predict(post, jnp.asarray(xq))
+        X, Y = x[after], y[after]
+        z = (Y - Y.mean()) / Y.std()
+        kw = dict(ls=LS, signal=signal, bins=spec.num_bins, is_cat=spec.is_categorical)
+        K = np_kernel(X, X, **kw) + (noise + 1e-10 * signal) * np.eye(len(X))
+        Ks = np_kernel(xq, X, **kw)
+        np.testing.assert_allclose(mean, Ks @ np.linalg.solve(K, z), atol=1e-8, rtol=0)
+        ref_var = signal - np.sum(Ks * np.linalg.solve(K, Ks.T).T, axis=1)
+        np.testing.assert_allclose(var, ref_var, atol=1e-8, rtol=0)
+
+
 def test_log_marginal_likelihood_closed_form_and_gradient():
     with jax.enable_x64(True):
         spec = mixed_spec()

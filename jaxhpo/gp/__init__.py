@@ -14,14 +14,14 @@ documented in one place, ``jaxhpo/gp/_precision.py``.
 
 from jaxhpo.gp._acquisition import (ACQUISITIONS, acquisition_value, ei, log1mexp, log_ei,
                                     log_h, log_pi, pi, ucb)
-from jaxhpo.gp._gp import (GPParams, Posterior, cholesky_with_retries, cross_cov, fit,
-                           log_marginal_likelihood, log_prior, posterior, predict,
+from jaxhpo.gp._gp import (GPParams, Posterior, append_rows, cholesky_with_retries, cross_cov,
+                           fit, log_marginal_likelihood, log_prior, posterior, predict,
                            sample_prior, standardize)
 from jaxhpo.gp._kernels import (InputSpec, correlation, kernel_matrix, scaled_sq_dist,
                                 snap_to_bins, transform_inputs)
 
 __all__ = [
-    "ACQUISITIONS", "GPParams", "InputSpec", "Posterior", "acquisition_value",
+    "ACQUISITIONS", "GPParams", "InputSpec", "Posterior", "acquisition_value", "append_rows",
     "cholesky_with_retries", "correlation", "cross_cov", "ei", "fit", "kernel_matrix",
     "log1mexp", "log_ei", "log_h", "log_marginal_likelihood", "log_pi", "log_prior", "pi",
     "posterior", "predict", "sample_prior", "scaled_sq_dist", "snap_to_bins", "standardize",

@@ -271,6 +271,58 @@ def posterior(params: GPParams, x: jax.Array, y: jax.Array, mask: jax.Array,
                      min_noise + jnp.exp(p.log_noise), y_mean, y_std, spec)
 
 
+def append_rows(post: Posterior, x: jax.Array, y: jax.Array, mask: jax.Array,
+                start: jax.Array, q: int) -> Posterior:
+    """The posterior after buffer rows ``start .. start + q`` became valid, without refactoring.
+
+    Block Cholesky update (Rasmussen & Williams 2006, Sect. A.3 partitioned inverse; Osborne,
+    "Bayesian Gaussian processes for sequential prediction, optimisation and quadrature",
+    DPhil thesis, Oxford 2010, Sect. 2.6): with ``K = [[K11, K12], [K21, K22]]`` and ``K11 = L11
+    L11^T`` already factored,
+
+        L21 = K21 L11^-T,   L22 = chol(K22 - L21 L21^T),
+        L^-1 = [[L11^-1, 0], [-L22^-1 L21 L11^-1, L22^-1]],
+
+    ``O(q C^2)`` instead of ``O(C^3)``. The hyperparameters stay those of ``post``. Rows at and
+    after ``start`` must be masked in ``post`` (identity rows of its factor), which holds when
+    observations are appended in order. The targets are re-standardized over all valid rows
+    and ``alpha`` recomputed (``O(C^2)``).
+
+    Args:
+      post: the current posterior.
+      x, y, mask: the whole buffer after the append (``f[C, d]``, ``f[C]``, ``bool[C]``).
+      start: first appended row (traced int); q: number of appended rows (static).
+
+    Returns:
+      The updated :class:`Posterior`; its factor has non-finite entries if the new block is
+      not positive definite (callers then refactor, see :func:`posterior`).
+    """
+    c, d = x.shape
+    dt = post.chol.dtype
+    tri = jax.lax.linalg.triangular_solve
+    start, zero = jnp.asarray(start, jnp.int32), jnp.int32(0)
+    u = transform_inputs(post.spec, x)
+    un = jax.lax.dynamic_slice(u, (start, zero), (q, d))
+    mn = jax.lax.dynamic_slice(mask, (start,), (q,))
+    k21 = kernel_matrix(post.spec, post.lengthscale, post.signal, un, post.u)
+    k21 = jnp.where(mn[:, None] & post.mask[None, :], k21, 0.0)
+    l21 = k21 @ post.chol_inv.T  # f[q, C], zero in the columns >= start
+    k22 = kernel_matrix(post.spec, post.lengthscale, post.signal, un, un)
+    diag = post.noise + jitter_for(dt) * post.signal
+    k22 = jnp.where(mn[:, None] & mn[None, :], k22, 0.0) + jnp.diag(jnp.where(mn, diag, 1.0))
+    l22 = jnp.linalg.cholesky(k22 - l21 @ l21.T)
+    l22_inv = tri(l22, jnp.eye(q, dtype=dt), left_side=True, lower=True)
+    rows = jax.lax.dynamic_update_slice(l21, l22, (zero, start))
+    inv_rows = jax.lax.dynamic_update_slice(-l22_inv @ (l21 @ post.chol_inv), l22_inv,
+                                            (zero, start))
+    chol = jax.lax.dynamic_update_slice(post.chol, rows, (start, zero))
+    chol_inv = jax.lax.dynamic_update_slice(post.chol_inv, inv_rows, (start, zero))
+    z, y_mean, y_std = standardize(y, mask)
+    alpha = chol_inv.T @ (chol_inv @ z)
+    return post.replace(u=u, mask=mask, chol=chol, chol_inv=chol_inv, alpha=alpha,
+                        y_mean=y_mean, y_std=y_std)
+
+
 def cross_cov(post: Posterior, xq: jax.Array) -> jax.Array:
     """Prior covariance ``k(x_q, X): f[n, C]`` of query cube points with the (valid) data."""
     uq = transform_inputs(post.spec, xq)

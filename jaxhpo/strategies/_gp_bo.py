@@ -31,7 +31,7 @@ from jaxhpo._space import Space
 from jaxhpo._strategy import Strategy
 from jaxhpo.gp import _precision as precision
 from jaxhpo.gp._kernels import KERNELS
-from jaxhpo.strategies._gp_bo_propose import FAILED, OK, prepare, propose
+from jaxhpo.strategies._gp_bo_propose import EMPTY, FAILED, OK, prepare, propose
 from jaxhpo.strategies._quasi_random import QuasiRandomState, quasi_random
 
 
@@ -62,6 +62,16 @@ class GPBOConfig(NamedTuple):
     screen_dtype: type  # float32, unless float64 and ask_float64
     batch_pool: int  # <= num_candidates
     discrete: np.ndarray  # bool[d]: integer and categorical coordinates
+    num_constraints: int  # k: constraint GPs (one per constraint)
+    failure_model: bool  # a GP on the failure indicator (the last side output)
+    min_success: float  # soft floor of the probability of success
+    thompson_batch: int  # batch members drawn by Thompson sampling (the rest: believer)
+    incremental: bool  # append rows to the factor between refits (else refactor every tell)
+
+    @property
+    def num_side(self) -> int:
+        """Side GPs: one per constraint, then the failure indicator (when modelled)."""
+        return self.num_constraints + int(self.failure_model)
 
 
 @struct.dataclass
@@ -77,6 +87,9 @@ class GPBOState:
     warmup: QuasiRandomState
     best_x: jax.Array  # f32[d]
     best_fitness: jax.Array  # f32[]
+    c: jax.Array  # f32[C, k]  constraint values as told (NaN: violated)
+    side_params: gp.GPParams  # [m] side GPs' hyperparameters (constraints, failure), packed
+    side_post: gp.Posterior  # [m] their posteriors over every told row, packed
 
 
 def factor(cfg: GPBOConfig, params: gp.GPParams, x, y, status) -> gp.Posterior:
@@ -86,17 +99,58 @@ def factor(cfg: GPBOConfig, params: gp.GPParams, x, y, status) -> gp.Posterior:
                                        cfg.spec, cfg.min_noise))
 
 
+def side_targets(cfg: GPBOConfig, c, status):
+    """Targets ``f32[C, m]`` and mask ``bool[C]`` of the side GPs: each constraint (a NaN
+    value, i.e. violated, replaced by ``w + 1 + |w|`` for the column's largest finite value
+    ``w``, which is > 0), then the failure indicator (1 failed, 0 not), over every told row."""
+    told = status != EMPTY
+    cols = []
+    if cfg.num_constraints:
+        fin = jnp.isfinite(c) & told[:, None]
+        worst = jnp.max(jnp.where(fin, c, -jnp.inf), axis=0)
+        bad = jnp.where(jnp.isfinite(worst), worst + 1.0 + jnp.abs(worst), 1.0)
+        cols.append(jnp.where(fin, c, bad))
+    if cfg.failure_model:
+        cols.append((status == FAILED).astype(jnp.float32)[:, None])
+    return jnp.concatenate(cols, axis=1), told
+
+
+def side_noise(cfg: GPBOConfig) -> float:
+    """Noise floor of the side GPs (step-like targets: a floor keeps their fit smooth)."""
+    return max(cfg.min_noise, 1e-6)
+
+
+def factor_side(cfg: GPBOConfig, params: gp.GPParams, x, ys, mask) -> gp.Posterior:
+    """The side GPs' posteriors ``[m]`` (vmapped over outputs), packed (inside the scope)."""
+    ft = cfg.gp_dtype
+    return precision.pack(jax.vmap(lambda p, y: gp.posterior(
+        p, x.astype(ft), y.astype(ft), mask, cfg.spec, side_noise(cfg)))(params, ys.T))
+
+
+def side_active(cfg: GPBOConfig, status) -> jax.Array:
+    """Whether the side GPs are in use: with constraints always, else once a trial failed."""
+    return jnp.asarray(cfg.num_constraints > 0) | jnp.any(status == FAILED)
+
+
 def init(cfg: GPBOConfig, key: jax.Array) -> GPBOState:
     k_warm, k_fit = jax.random.split(key)
     x, y, status = (jnp.zeros((cfg.capacity,) + s, t) for s, t in (
         ((cfg.d,), jnp.float32), ((), jnp.float32), ((), jnp.int32)))
+    c = jnp.zeros((cfg.capacity, cfg.num_constraints), jnp.float32)
+    side_params = side_post = None
     with precision.scope(cfg.float64):
         params = gp.GPParams.default(cfg.d, cfg.gp_dtype)
         post = factor(cfg, params, x, y, status)
         params = precision.pack(params)
+        if cfg.num_side:
+            sp = jax.tree.map(lambda a: jnp.stack([a] * cfg.num_side),
+                              gp.GPParams.default(cfg.d, cfg.gp_dtype))
+            side_post = factor_side(cfg, sp, x, *side_targets(cfg, c, status))
+            side_params = precision.pack(sp)
     zero = jnp.zeros((), jnp.int32)
     return GPBOState(x, y, status, zero, zero, params, post, k_fit, cfg.warmup.init(k_warm),
-                     jnp.full((cfg.d,), 0.5, jnp.float32), jnp.float32(np.finfo(np.float32).max))
+                     jnp.full((cfg.d,), 0.5, jnp.float32), jnp.float32(np.finfo(np.float32).max),
+                     c, side_params, side_post)
 
 
 def reserve(cfg: GPBOConfig, state: GPBOState, n: int) -> GPBOState:
@@ -106,29 +160,36 @@ def reserve(cfg: GPBOConfig, state: GPBOState, n: int) -> GPBOState:
         new *= 2
     if new == cap:
         return state
-    x, y, status = (jnp.pad(a, [(0, new - cap)] + [(0, 0)] * (a.ndim - 1))
-                    for a in (state.x, state.y, state.status))
+    x, y, status, c = (jnp.pad(a, [(0, new - cap)] + [(0, 0)] * (a.ndim - 1))
+                       for a in (state.x, state.y, state.status, state.c))
+    side_post = None
     with precision.scope(cfg.float64):
         post = factor(cfg, precision.unpack(state.params), x, y, status)
-    return state.replace(x=x, y=y, status=status, post=post)
+        if cfg.num_side:
+            side_post = factor_side(cfg, precision.unpack(state.side_params), x,
+                                    *side_targets(cfg, c, status))
+    return state.replace(x=x, y=y, status=status, c=c, post=post, side_post=side_post)
 
 
-def insert(state: GPBOState, x, y, status):
-    """The buffer ``(x, y, status)`` plus ``q`` rows; when full, the best OK rows, then failed."""
+def insert(state: GPBOState, x, y, status, c):
+    """The buffer ``(x, y, status, c)`` plus ``q`` rows; when full, the best OK rows, then
+    failed."""
     cap, q = state.x.shape[0], x.shape[0]
 
     def append(_):
         i = jnp.minimum(state.count, cap - q).astype(jnp.int32)
-        return (jax.lax.dynamic_update_slice(state.x, x, (i, jnp.int32(0))),
+        z = jnp.int32(0)
+        return (jax.lax.dynamic_update_slice(state.x, x, (i, z)),
                 jax.lax.dynamic_update_slice(state.y, y, (i,)),
-                jax.lax.dynamic_update_slice(state.status, status, (i,)))
+                jax.lax.dynamic_update_slice(state.status, status, (i,)),
+                jax.lax.dynamic_update_slice(state.c, c, (i, z)))
 
     def keep_best(_):
         xs, ys = jnp.concatenate([state.x, x]), jnp.concatenate([state.y, y])
-        st = jnp.concatenate([state.status, status])
+        st, cs = jnp.concatenate([state.status, status]), jnp.concatenate([state.c, c])
         rank = jnp.where(st == OK, 0, jnp.where(st == FAILED, 1, 2))
         order = jnp.lexsort((ys, rank))[:cap]
-        return xs[order], ys[order], st[order]
+        return xs[order], ys[order], st[order], cs[order]
 
     return jax.lax.cond(state.count + q <= cap, append, keep_best, None)
 
@@ -139,10 +200,12 @@ def fit_due(cfg: GPBOConfig, n_ok: jax.Array, fitted_at: jax.Array) -> jax.Array
                           | (n_ok >= (1.0 + cfg.refit_growth) * fitted_at))
 
 
-def refit(cfg: GPBOConfig, params, x, y, mask, draws) -> gp.GPParams:
-    """MAP hyperparameters from the previous fit, the prior mode and prior draws, on at most
-    ``fit_capacity`` random OK points (subset of data, R&W Sect. 8.3.3). ``draws``: the
-    prior draws and ``f32[C]`` uniforms that pick the subset."""
+def refit(cfg: GPBOConfig, params, x, y, mask, draws, restarts: int | None = None,
+          min_noise: float | None = None) -> gp.GPParams:
+    """MAP hyperparameters from the previous fit, the prior mode and prior draws (the first
+    ``restarts``, default ``num_restarts``), on at most ``fit_capacity`` random OK points
+    (subset of data, R&W Sect. 8.3.3). ``draws``: the prior draws and ``f32[C]`` uniforms that
+    pick the subset."""
     prior_draws, u_sub = draws
     if x.shape[0] > cfg.fit_capacity:
         idx = jnp.argsort(jnp.where(mask, u_sub, 2.0))[:cfg.fit_capacity]
@@ -151,34 +214,93 @@ def refit(cfg: GPBOConfig, params, x, y, mask, draws) -> gp.GPParams:
     x, y = x.astype(ft), y.astype(ft)
     starts = jax.tree.map(lambda a, b, c: jnp.concatenate([a[None], b[None], c.astype(ft)]),
                           params, gp.GPParams.default(cfg.d, ft), prior_draws)
-    starts = jax.tree.map(lambda a: a[:cfg.num_restarts], starts)
+    starts = jax.tree.map(lambda a: a[:restarts or cfg.num_restarts], starts)
     return gp.fit(x, y, mask, cfg.spec, starts, num_steps=cfg.fit_steps,
-                  min_noise=cfg.min_noise)
+                  min_noise=cfg.min_noise if min_noise is None else min_noise)
 
 
-def tell(cfg: GPBOConfig, state: GPBOState, x, fitness) -> GPBOState:
+def updated(cfg: GPBOConfig, post_packed, refresh, full, incr) -> gp.Posterior:
+    """The factored posterior (packed): ``full()`` when ``refresh`` (new hyperparameters or a
+    reordered buffer), else ``incr(unpacked)`` (rows appended to the factor, see
+    :func:`jaxhpo.gp.append_rows`), falling back to ``full()`` if that is not finite."""
+    if not cfg.incremental:
+        return full()
+
+    def incremental(_):
+        post = incr(precision.unpack(post_packed))
+        return jax.lax.cond(jnp.all(jnp.isfinite(post.alpha)),
+                            lambda: precision.pack(post), full)
+
+    return jax.lax.cond(refresh, lambda _: full(), incremental, None)
+
+
+def tell_side(cfg: GPBOConfig, state: GPBOState, xb, sb, cb, due, appended, draws):
+    """The side GPs after a tell: refitted (as the objective's, from their previous fit, the
+    prior mode and prior draws) when the objective is or when they just switched on, otherwise
+    rows appended to their factors; untouched while inactive. ``draws``: ``[m]`` prior draws
+    and the subset uniforms."""
+    ys, told = side_targets(cfg, cb, sb)
+    was_on = side_active(cfg, state.status)
+    ft, q = cfg.gp_dtype, cfg.q
+    prior_draws, u_sub = draws
+
+    def active(_):
+        fit_now = due | ~was_on
+        params = precision.unpack(state.side_params)
+        params = jax.lax.cond(fit_now, lambda p: jax.vmap(
+            lambda pj, yj, dj: refit(cfg, pj, xb, yj, told, (dj, u_sub),
+                                     min_noise=side_noise(cfg))
+        )(p, ys.T, prior_draws), lambda p: p, params)
+        post = updated(
+            cfg, state.side_post, fit_now | ~appended,
+            lambda: factor_side(cfg, params, xb, ys, told),
+            lambda p: jax.vmap(lambda pj, yj: gp.append_rows(
+                pj, xb.astype(ft), yj.astype(ft), told, state.count, q))(p, ys.T))
+        return precision.pack(params), post
+
+    return jax.lax.cond(side_active(cfg, sb), active,
+                        lambda _: (state.side_params, state.side_post), None)
+
+
+def tell(cfg: GPBOConfig, state: GPBOState, x, fitness, constraints=None) -> GPBOState:
     f = jnp.asarray(fitness).astype(jnp.float32).reshape(cfg.q)
     x = jnp.asarray(x).astype(jnp.float32)
+    k = cfg.num_constraints
+    cv = (jnp.zeros((cfg.q, 0), jnp.float32) if constraints is None
+          else jnp.asarray(constraints).astype(jnp.float32).reshape(cfg.q, k))
     ok = jnp.isfinite(f)
-    xb, yb, sb = insert(state, prepare(cfg, x), jnp.where(ok, f, 0.0),
-                        jnp.where(ok, OK, FAILED).astype(jnp.int32))
+    appended = state.count + cfg.q <= state.x.shape[0]
+    xb, yb, sb, cb = insert(state, prepare(cfg, x), jnp.where(ok, f, 0.0),
+                            jnp.where(ok, OK, FAILED).astype(jnp.int32), cv)
     mask = sb == OK
     n_ok = jnp.sum(mask, dtype=jnp.int32)
     due = fit_due(cfg, n_ok, state.fitted_at)
-    key, k_fit, k_sub = jax.random.split(state.key, 3)
-    draws = (gp.sample_prior(k_fit, cfg.d, max(cfg.num_restarts - 2, 0), jnp.float32),
+    key, k_fit, k_sub, k_side = jax.random.split(state.key, 4)
+    n_draws = max(cfg.num_restarts - 2, 0)
+    draws = (gp.sample_prior(k_fit, cfg.d, n_draws, jnp.float32),
              jax.random.uniform(k_sub, (xb.shape[0],), jnp.float32))  # outside the scope
+    side_draws = jax.vmap(lambda k: gp.sample_prior(k, cfg.d, n_draws, jnp.float32))(
+        jax.random.split(k_side, max(cfg.num_side, 1)))
+    side_params, side_post = state.side_params, state.side_post
+    ft = cfg.gp_dtype
     with precision.scope(cfg.float64):
         params = jax.lax.cond(due, lambda p: refit(cfg, p, xb, yb, mask, draws),
                               lambda p: p, precision.unpack(state.params))
-        post = factor(cfg, params, xb, yb, sb)
+        post = updated(cfg, state.post, due | ~appended,
+                       lambda: factor(cfg, params, xb, yb, sb),
+                       lambda p: gp.append_rows(p, xb.astype(ft), yb.astype(ft), mask,
+                                                state.count, cfg.q))
         params = precision.pack(params)
-    fc = jnp.where(ok, f, jnp.inf)
+        if cfg.num_side:
+            side_params, side_post = tell_side(cfg, state, xb, sb, cb, due, appended,
+                                               (side_draws, draws[1]))
+    feasible = ok & jnp.all(cv <= 0.0, axis=1)  # NaN constraint: violated
+    fc = jnp.where(feasible, f, jnp.inf)
     i = jnp.argmin(fc)
     better = fc[i] < state.best_fitness
-    return state.replace(x=xb, y=yb, status=sb, count=state.count + cfg.q,
+    return state.replace(x=xb, y=yb, status=sb, c=cb, count=state.count + cfg.q,
                          fitted_at=jnp.where(due, n_ok, state.fitted_at), params=params,
-                         post=post, key=key,
+                         post=post, key=key, side_params=side_params, side_post=side_post,
                          best_x=jnp.where(better, x[i], state.best_x),
                          best_fitness=jnp.where(better, fc[i], state.best_fitness))
 
@@ -199,9 +321,10 @@ def gp_bo(space, batch_size: int = 1, *, acquisition: str = "logei",
           polish_steps: int = 6,
           num_restarts: int = 4, fit_steps: int = 30,
           ucb_beta: float = 4.0, min_noise: float = 1e-8, thompson_candidates: int = 512,
-          refit_below: int = 64, refit_growth: float = 0.1, fit_capacity: int = 128,
-          float64: bool = True, ask_float64: bool = False, batch_pool: int = 256
-          ) -> Strategy:
+          refit_below: int = 64, refit_growth: float = 0.25, fit_capacity: int = 128,
+          float64: bool = True, ask_float64: bool = False, batch_pool: int = 256,
+          num_constraints: int = 0, failure_model: bool = True, min_success: float = 0.8,
+          incremental: bool = True, thompson_fraction: float = 0.0) -> Strategy:
     """GP-based Bayesian optimization proposing ``batch_size`` points per ``ask``.
 
     Args:
@@ -243,6 +366,25 @@ def gp_bo(space, batch_size: int = 1, *, acquisition: str = "logei",
         the batch always use the GP's precision.
       batch_pool: ``q > 1``: kriging believer picks from the polished points, the
         ``batch_pool / 2`` best-scored candidates and ``batch_pool / 2`` uniform ones.
+      num_constraints: ``k`` constraints: ``tell(state, x, fitness, constraints)`` takes
+        ``f32[batch_size, k]`` (feasible when every value is ``<= 0``, NaN violated). One GP per
+        constraint; the acquisition is multiplied by the probability of feasibility (Gardner,
+        Kusner, Xu, Weinberger & Cunningham, "Bayesian optimization with inequality
+        constraints", ICML 2014) and the incumbent is the best feasible observation.
+      failure_model: once a trial has failed (NaN/inf fitness), a GP regression on the failure
+        indicator weights the acquisition by the probability of success (Gelbart, Snoek &
+        Adams, "Bayesian optimization with unknown constraints", UAI 2014).
+      min_success: their requirement ``P(success) >= 1 - delta``, soft: below this
+        probability its log is weighted 11 times, so a batch rarely spends points where
+        failure is likely.
+      thompson_fraction: with ``acquisition="logei"`` etc. and ``q > 1``, this fraction of
+        each batch (rounded down, at most ``q - 1``) is drawn by Thompson sampling (joint
+        posterior draws over the candidates, the minimizer of each; Kandasamy et al.,
+        "Parallelised Bayesian optimisation via Thompson sampling", AISTATS 2018), the rest by
+        kriging believer.
+      incremental: between hyperparameter refits, append the told rows to the Cholesky factor
+        (a block update, ``O(q C^2)``; see :func:`jaxhpo.gp.append_rows`) instead of
+        refactoring (``O(C^3)``).
 
     Returns:
       A :class:`jaxhpo.Strategy` with a ``reserve`` function.
@@ -269,9 +411,13 @@ def gp_bo(space, batch_size: int = 1, *, acquisition: str = "logei",
         check_int(refit_below, "refit_below"), check_real(refit_growth, "refit_growth", 0.0),
         check_int(fit_capacity, "fit_capacity", 1), float64, precision.dtype(float64),
         precision.dtype(float64 and ask64), min(check_int(batch_pool, "batch_pool", 1), n_cand),
-        np.asarray(spec.num_bins) > 0)
+        np.asarray(spec.num_bins) > 0, check_int(num_constraints, "num_constraints", 0),
+        check_bool(failure_model, "failure_model"),
+        check_real(min_success, "min_success", 0.0, 1.0, low_open=True),
+        min(int(q * check_real(thompson_fraction, "thompson_fraction", 0.0, 1.0)), q - 1),
+        check_bool(incremental, "incremental"))
     return Strategy(_bind(init, cfg), _bind(ask, cfg), _bind(tell, cfg), q, d, "gp_bo",
-                    reserve=_bind(reserve, cfg))
+                    reserve=_bind(reserve, cfg), num_constraints=cfg.num_constraints)
 
 
 def _bind(fn, cfg: GPBOConfig):

@@ -17,9 +17,13 @@ and the raw candidates:
   pool of ``N`` candidates and ``C`` observations — no refit, no new Cholesky factor;
 * Thompson sampling: ``q`` joint posterior draws over a candidate subset, the minimizer of each.
 
-Candidates near failed observations are discouraged by the factor ``1 - 0.99 max_f rho(x, x_f)``
-on EI/PI (its log added to logEI/logPI), where ``rho`` is the fitted kernel's correlation with
-a failed point; UCB and Thompson sampling subtract ``3 max_f rho`` standardized units.
+Constraints and failures: the acquisition is weighted by the probability that a point is
+feasible and does not fail, ``prod_j P(c_j(x) <= t_j)`` from one GP per constraint (``t = 0``,
+Gardner et al. 2014) and one GP regression on the 0/1 failure indicator (``t = 1/2``, the
+probability of success of Gelbart, Snoek & Adams 2014), once any trial has failed; in logs,
+``logEI + sum_j log P_j``. Until a feasible point is observed the score is that probability
+alone. Kriging believer does not fantasize the side GPs (their probabilities stay fixed
+through a batch).
 
 Random numbers are drawn in float32 before the numerics enter ``jaxhpo.gp._precision.scope``;
 the buffer stays float32 there (mixed with the float64 posterior, it promotes exactly).
@@ -27,9 +31,13 @@ the buffer stays float32 there (mixed with the float64 posterior, it promotes ex
 
 from __future__ import annotations
 
+import math
+from typing import NamedTuple
+
 import jax
 import jax.numpy as jnp
 import numpy as np
+from jax.scipy.special import log_ndtr
 
 from jaxhpo import gp
 from jaxhpo.gp import _precision as precision
@@ -46,14 +54,17 @@ def prepare(cfg, x: jax.Array) -> jax.Array:
 
 
 def candidates(cfg, key: jax.Array, state, lengthscale: jax.Array) -> jax.Array:
-    """The pool ``f32[num_candidates, d]``: uniform points, then the best 5 OK observations
+    """The pool ``f32[num_candidates, d]``: uniform points, then the best 5 OK (feasible first)
+    observations
     moved on the scale of ``lengthscale: f32[d]`` (discrete coordinates resampled with
     probability ``1 / d``). Drawn in float32, outside the precision scope."""
     n_l = cfg.num_candidates // 2
     n_u, d, f32 = cfg.num_candidates - n_l, cfg.d, jnp.float32
     k_u, k_par, k_step, k_len, k_flip, k_new = jax.random.split(key, 6)
     n_top = jnp.clip(jnp.sum(state.status == OK), 1, 5).astype(jnp.int32)
-    top = jnp.argsort(jnp.where(state.status == OK, state.y, jnp.inf))[:5]
+    # the best feasible observations first (with constraints), then the best infeasible ones
+    top = jnp.lexsort((jnp.where(state.status == OK, state.y, jnp.inf),
+                       ~feasible_rows(cfg, state)))[:5]
     parent = state.x[top[jax.random.randint(k_par, (n_l,), 0, n_top, jnp.int32)]]
     noise = jax.random.normal(k_step, (n_l, d), f32) * jnp.exp(
         jax.random.uniform(k_len, (n_l, 1), f32, -3.0, 0.0))
@@ -65,38 +76,91 @@ def candidates(cfg, key: jax.Array, state, lengthscale: jax.Array) -> jax.Array:
     return prepare(cfg, jnp.clip(jnp.concatenate([uniform, local]), 0.0, 1.0))
 
 
-def incumbent(post: gp.Posterior, state) -> jax.Array:
-    """The best OK observation in standardized units."""
+def side_thresholds(cfg) -> np.ndarray:
+    """A side output is satisfied below its threshold: 0 for constraints, 1/2 for failure."""
+    return np.array([0.0] * cfg.num_constraints + [0.5] * int(cfg.failure_model))
+
+
+def feasible_rows(cfg, state) -> jax.Array:
+    """``bool[C]``: OK rows whose every constraint value is ``<= 0`` (NaN: violated)."""
+    ok = state.status == OK
+    if cfg.num_constraints:
+        ok = ok & jnp.all(state.c <= 0.0, axis=1)
+    return ok
+
+
+def incumbent(cfg, post: gp.Posterior, state) -> jax.Array:
+    """The best feasible OK observation in standardized units (``inf`` if there is none)."""
     z = (state.y - post.y_mean) / post.y_std
-    return jnp.min(jnp.where(state.status == OK, z, jnp.inf))
+    return jnp.min(jnp.where(feasible_rows(cfg, state), z, jnp.inf))
 
 
-def failure_corr(cfg, post: gp.Posterior, state, xc: jax.Array) -> jax.Array:
-    """Max over failed observations of the kernel correlation with each row of ``xc``, f[n]."""
-    uq, uf = gp.transform_inputs(cfg.spec, xc), gp.transform_inputs(cfg.spec, state.x)
-    r = gp.correlation(cfg.spec, gp.scaled_sq_dist(cfg.spec, post.lengthscale, uq, uf))
-    return jnp.max(jnp.where(state.status == FAILED, r, 0.0), axis=-1, initial=0.0)
+class Model(NamedTuple):
+    """What the acquisition needs: the objective's posterior, the side GPs' (``[m]``, or
+    ``None``), per side output whether it counts (``bool[m]``) and the incumbent."""
+
+    post: gp.Posterior
+    side: gp.Posterior | None
+    side_on: jax.Array | None
+    best: jax.Array
 
 
-def penalized(cfg, mean, var, best, corr) -> jax.Array:
-    """The acquisition, discouraged near failed observations (module docstring)."""
-    s = gp.acquisition_value(cfg.acquisition, mean, var, best, cfg.ucb_beta)
-    if cfg.acquisition in ("logei", "logpi"):
-        return s + jnp.log1p(-0.99 * corr)
+def model(cfg, post: gp.Posterior, side, state) -> Model:
+    on = None
+    if side is not None:
+        on = jnp.asarray([True] * cfg.num_constraints
+                         + [True] * int(cfg.failure_model))
+        if cfg.failure_model:
+            on = on.at[-1].set(jnp.any(state.status == FAILED))
+    return Model(post, side, on, incumbent(cfg, post, state))
+
+
+def log_feasible(cfg, m: Model, xq: jax.Array) -> jax.Array:
+    """``sum_j log P(c_j(x) <= t_j)`` over the side GPs that count (0 without any): the
+    probability of feasibility of Gardner et al., "Bayesian optimization with inequality
+    constraints", ICML 2014, and of success (Gelbart, Snoek & Adams, "Bayesian optimization
+    with unknown constraints", UAI 2014) with a GP regression on the 0/1 failure indicator.
+    Gelbart et al. require the probability of success to reach ``1 - delta``; here, below
+    ``min_success`` its log counts 11 times (a soft, differentiable form of that rule)."""
+    if m.side is None:
+        return jnp.zeros(xq.shape[0], xq.dtype)
+    thr = jnp.asarray(side_thresholds(cfg), xq.dtype)
+
+    def on(_):
+        mean, var = jax.vmap(lambda p: gp.predict(p, xq))(m.side)  # [m, n]
+        mu = m.side.y_mean[:, None] + m.side.y_std[:, None] * mean
+        sd = m.side.y_std[:, None] * jnp.sqrt(var)
+        lp = log_ndtr((thr[:, None] - mu) / sd).astype(xq.dtype)
+        if cfg.failure_model:  # below min_success, log P falls 11x as fast (soft barrier)
+            excess = jnp.minimum(lp[-1] - math.log(cfg.min_success), 0.0)
+            lp = lp.at[-1].add(10.0 * excess)
+        return jnp.sum(jnp.where(m.side_on[:, None], lp, 0.0), axis=0)
+
+    return jax.lax.cond(jnp.any(m.side_on), on, lambda _: jnp.zeros(xq.shape[0], xq.dtype),
+                        None)
+
+
+def penalized(cfg, mean, var, best, logpf) -> jax.Array:
+    """The acquisition weighted by the probability of feasibility ``exp(logpf)`` (its log
+    added to logEI/logPI); with no feasible observation yet, ``logpf`` alone (Gardner et al.
+    2014: find a feasible point first). UCB adds ``logpf``."""
+    has = jnp.isfinite(best)
+    s = gp.acquisition_value(cfg.acquisition, mean, var, jnp.where(has, best, 0.0),
+                             cfg.ucb_beta)
     if cfg.acquisition in ("ei", "pi"):
-        return s * (1.0 - 0.99 * corr)
-    return s - 3.0 * corr
+        return jnp.where(has, s, 1.0) * jnp.exp(logpf)
+    return jnp.where(has | (cfg.acquisition == "ucb"), s, 0.0) + logpf
 
 
-def evaluate(cfg, post: gp.Posterior, state, xc: jax.Array):
-    """Mean, variance, solves ``L^-1 k(X, xc)``, failure correlation and score of ``xc``."""
-    mean, var, v = gp.predict(post, xc, return_solve=True)
-    corr = failure_corr(cfg, post, state, xc)
-    s = penalized(cfg, mean, var, incumbent(post, state), corr)
-    return mean, var, v, corr, jnp.where(jnp.isfinite(s), s, -jnp.inf)
+def evaluate(cfg, m: Model, xc: jax.Array):
+    """Mean, variance, solves ``L^-1 k(X, xc)``, log feasibility and score of ``xc``."""
+    mean, var, v = gp.predict(m.post, xc, return_solve=True)
+    lpf = log_feasible(cfg, m, xc)
+    s = penalized(cfg, mean, var, m.best, lpf)
+    return mean, var, v, lpf, jnp.where(jnp.isfinite(s), s, -jnp.inf)
 
 
-def polish(cfg, post: gp.Posterior, state, x0: jax.Array, frozen: jax.Array) -> jax.Array:
+def polish(cfg, m: Model, x0: jax.Array, frozen: jax.Array) -> jax.Array:
     """Refine each row of ``x0`` by steepest ascent of the acquisition, every start and trial
     step scored in one batch. Continuous coordinates move in lengthscale units, ``x = clip(z l)``
     (the preconditioning of Optuna's GPSampler). Each of ``polish_steps`` iterations tries the
@@ -105,19 +169,18 @@ def polish(cfg, post: gp.Posterior, state, x0: jax.Array, frozen: jax.Array) -> 
     ``ask`` time predictable. ``frozen: bool[n, d]``: discrete or inactive coordinates, kept."""
     if cfg.polish_steps == 0:
         return x0
-    ls = jnp.clip(post.lengthscale, 1e-2, 1.0).astype(x0.dtype)
+    ls = jnp.clip(m.post.lengthscale, 1e-2, 1.0).astype(x0.dtype)
     steps = jnp.asarray(_STEPS, x0.dtype)
     n, d = x0.shape
     rows = jnp.arange(n)
-    best = incumbent(post, state)
 
     def to_x(z, base, frozen):
         return jnp.where(frozen, base, jnp.clip(z * ls, 0.0, 1.0))
 
     def score(z, base, frozen):
         x = to_x(z, base, frozen)
-        mean, var = gp.predict(post, x)
-        s = penalized(cfg, mean, var, best, failure_corr(cfg, post, state, x))
+        mean, var = gp.predict(m.post, x)
+        s = penalized(cfg, mean, var, m.best, log_feasible(cfg, m, x))
         return jnp.where(jnp.isfinite(s), s, -_BIG)
 
     def step(_, carry):
@@ -146,14 +209,15 @@ def polish(cfg, post: gp.Posterior, state, x0: jax.Array, frozen: jax.Array) -> 
     return to_x(z, x0, frozen)
 
 
-def kriging_believer(cfg, post: gp.Posterior, state, xc, mean, var, v, corr) -> jax.Array:
+def kriging_believer(cfg, m: Model, xc, mean, var, v, lpf, q: int) -> jax.Array:
     """Greedy batch of ``q`` rows of the pool ``xc`` (module docstring) from the pool's
-    posterior ``mean, var``, solves ``v`` and failure correlation ``corr``."""
+    posterior ``mean, var``, solves ``v`` and log feasibility ``lpf`` (not fantasized)."""
+    post = m.post
     uc, n = gp.transform_inputs(cfg.spec, xc), xc.shape[0]
 
     def pick(carry, j):
         var, w, best, taken = carry
-        s = penalized(cfg, mean, var, best, corr)
+        s = penalized(cfg, mean, var, best, lpf)
         p = precision.argmax(jnp.where(taken | ~jnp.isfinite(s), -jnp.inf, s))
         k_cp = gp.kernel_matrix(cfg.spec, post.lengthscale, post.signal, uc, uc[p][None])[:, 0]
         wj = (k_cp - v.T @ v[:, p] - w @ w[p]) / jnp.sqrt(var[p] + post.noise)
@@ -162,21 +226,23 @@ def kriging_believer(cfg, post: gp.Posterior, state, xc, mean, var, v, corr) -> 
         same = jnp.max(jnp.abs(xc - xc[p]), axis=-1) < 1e-5
         return (var, w.at[:, j].set(wj), jnp.minimum(best, mean[p]), taken | same), p
 
-    init = (var, jnp.zeros((n, cfg.q), var.dtype), incumbent(post, state), jnp.zeros(n, bool))
-    _, picks = jax.lax.scan(pick, init, jnp.arange(cfg.q))
+    init = (var, jnp.zeros((n, q), var.dtype), m.best, jnp.zeros(n, bool))
+    _, picks = jax.lax.scan(pick, init, jnp.arange(q))
     return xc[picks]
 
 
-def thompson(cfg, post: gp.Posterior, state, xc: jax.Array, normal: jax.Array) -> jax.Array:
+def thompson(cfg, m: Model, xc: jax.Array, normal: jax.Array) -> jax.Array:
     """``q`` joint posterior draws over the first ``thompson_candidates`` rows of ``xc``
-    (``normal: f32[q, n]`` standard draws), the minimizer of each, without repeats."""
+    (``normal: f32[q, n]`` standard draws), the minimizer of each, without repeats; the
+    negated log feasibility is added to the draws."""
     n, xc = cfg.thompson_candidates, xc[:cfg.thompson_candidates]
+    post = m.post
     mean, _, v = gp.predict(post, xc, return_solve=True)
     uc = gp.transform_inputs(cfg.spec, xc)
     cov = gp.kernel_matrix(cfg.spec, post.lengthscale, post.signal, uc, uc) - v.T @ v
     eye = jnp.eye(n, dtype=cfg.gp_dtype)  # float64 in the GP's precision, whatever xc's type
     chol = gp.cholesky_with_retries(cov + 1e-6 * post.signal * eye, 1e-5 * post.signal)
-    draws = mean + normal.astype(mean.dtype) @ chol.T + 3.0 * failure_corr(cfg, post, state, xc)
+    draws = mean + normal.astype(mean.dtype) @ chol.T - log_feasible(cfg, m, xc)
 
     def pick(taken, f):
         p = precision.argmin(jnp.where(taken, jnp.inf, f))
@@ -186,19 +252,19 @@ def thompson(cfg, post: gp.Posterior, state, xc: jax.Array, normal: jax.Array) -
     return xc[picks]
 
 
-def select(cfg, post: gp.Posterior, screen: gp.Posterior, state, xc, frozen) -> jax.Array:
+def select(cfg, m: Model, screen: Model, xc, frozen) -> jax.Array:
     """Screen the pool with ``screen`` (float32 by default), polish the best and choose the
-    batch with ``post`` (the GP's precision, where variances near observed points survive)."""
-    n_pool, ft = cfg.batch_pool, post.alpha.dtype
-    idx = jax.lax.top_k(evaluate(cfg, screen, state, xc)[-1], max(cfg.num_polish, n_pool))[1]
+    batch with ``m`` (the GP's precision, where variances near observed points survive)."""
+    n_pool, ft = cfg.batch_pool, m.post.alpha.dtype
+    idx = jax.lax.top_k(evaluate(cfg, screen, xc)[-1], max(cfg.num_polish, n_pool))[1]
     top = xc[idx].astype(ft)
-    xp = polish(cfg, post, state, top[:cfg.num_polish], frozen[idx[:cfg.num_polish]])
-    if cfg.q == 1:
-        return xp[precision.argmax(evaluate(cfg, post, state, xp)[-1])][None]
+    xp = polish(cfg, m, top[:cfg.num_polish], frozen[idx[:cfg.num_polish]])
+    if cfg.q - cfg.thompson_batch == 1:
+        return xp[precision.argmax(evaluate(cfg, m, xp)[-1])][None]
     # batch pool: the polished points, the best raw candidates and some uniform ones
     pool = jnp.concatenate([xp, top[:n_pool // 2], xc[:n_pool // 2].astype(ft)])
-    mean, var, v, corr, _ = evaluate(cfg, post, state, pool)
-    return kriging_believer(cfg, post, state, pool, mean, var, v, corr)
+    mean, var, v, lpf, _ = evaluate(cfg, m, pool)
+    return kriging_believer(cfg, m, pool, mean, var, v, lpf, cfg.q - cfg.thompson_batch)
 
 
 def propose(cfg, key: jax.Array, state) -> jax.Array:
@@ -208,12 +274,20 @@ def propose(cfg, key: jax.Array, state) -> jax.Array:
         ls = precision.unpack(state.post.lengthscale).astype(jnp.float32)
     xc = candidates(cfg, k_cand, state, ls)
     frozen = cfg.discrete | ~cfg.space.active_mask(xc)  # Space code stays out of the scope
-    if cfg.acquisition == "thompson":
-        normal = jax.random.normal(k_ts, (cfg.q, cfg.thompson_candidates), jnp.float32)
+    n_ts = cfg.q if cfg.acquisition == "thompson" else cfg.thompson_batch
+    if n_ts:
+        normal = jax.random.normal(k_ts, (n_ts, cfg.thompson_candidates), jnp.float32)
     with precision.scope(cfg.float64):
         post = precision.cast(precision.unpack(state.post), cfg.gp_dtype)
-        screen = precision.cast(post, cfg.screen_dtype)
+        side = (None if state.side_post is None
+                else precision.cast(precision.unpack(state.side_post), cfg.gp_dtype))
+        m = model(cfg, post, side, state)
+        screen = model(cfg, precision.cast(post, cfg.screen_dtype),
+                       None if side is None else precision.cast(side, cfg.screen_dtype), state)
         xc = xc.astype(cfg.screen_dtype)
         if cfg.acquisition == "thompson":
-            return thompson(cfg, screen, state, xc, normal).astype(jnp.float32)
-        return select(cfg, post, screen, state, xc, frozen).astype(jnp.float32)
+            return thompson(cfg, screen, xc, normal).astype(jnp.float32)
+        x = select(cfg, m, screen, xc, frozen)
+        if cfg.thompson_batch:  # the rest of the batch: Thompson draws
+            x = jnp.concatenate([x, thompson(cfg, screen, xc, normal).astype(x.dtype)])
+        return x.astype(jnp.float32)
