@@ -56,6 +56,9 @@ JAXHPO_STRATEGIES = {
     "simulated_annealing": lambda space, batch: jaxhpo.strategies.simulated_annealing(
         space, batch),
     "gp_bo": lambda space, batch: jaxhpo.strategies.gp_bo(space, batch),
+    # half of each batch by Thompson sampling, half by kriging believer (an ablation)
+    "gp_bo_ts": lambda space, batch: jaxhpo.strategies.gp_bo(space, batch,
+                                                             thompson_fraction=0.5),
     "tpe": lambda space, batch: jaxhpo.strategies.tpe(space, batch),
 }
 
@@ -77,6 +80,9 @@ OPTUNA_SAMPLERS = {
     "optuna_qmc": lambda seed: _optuna().samplers.QMCSampler(seed=seed, scramble=True),
     "optuna_cmaes": lambda seed: _optuna().samplers.CmaEsSampler(seed=seed),  # needs `cmaes`
     "optuna_tpe": lambda seed: _optuna().samplers.TPESampler(seed=seed),
+    # Asked --batch trials at a time (study.ask() q times, then tell): the pending trials are
+    # RUNNING, so the constant liar puts them in the "above" group (Optuna >= 5 default).
+    "optuna_tpe_liar": lambda seed: _optuna().samplers.TPESampler(seed=seed, constant_liar=True),
     "optuna_gp": lambda seed: _optuna().samplers.GPSampler(seed=seed),  # needs torch
 }
 
@@ -138,6 +144,8 @@ def run_botorch(tf, evals: int, batch: int, seeds: list[int], fixed_noise: bool 
 
 # BoTorch references (:func:`run_botorch`; batch size from --batch, like the jaxhpo strategies)
 BOTORCH = ("botorch_logei", "botorch_logei_fixed_noise")
+# Optuna arms asked --batch trials per round (the others run study.optimize, one at a time)
+OPTUNA_BATCHED = ("optuna_tpe_liar",)
 FUNCTIONS = ["branin", "hartmann3", "hartmann6", "ackley-5", "levy-4", "rosenbrock-2",
              "styblinski_tang-4"]
 
@@ -175,16 +183,27 @@ def run_jaxhpo(make, tf, evals: int, batch: int, seeds: list[int]) -> np.ndarray
     return np.array(out)
 
 
-def run_optuna(make_sampler, tf, evals: int, seeds: list[int]) -> np.ndarray:
-    """Best-so-far values ``f[seeds, evals]`` of Optuna ``study.optimize`` on the same domain."""
+def run_optuna(make_sampler, tf, evals: int, seeds: list[int], batch: int = 1) -> np.ndarray:
+    """Best-so-far values ``f[seeds, evals]`` of an Optuna sampler on the same domain: with
+    ``batch = 1`` ``study.optimize``; otherwise rounds of ``study.ask()`` ``batch`` times (those
+    trials are RUNNING while the later ones of the round are sampled), then ``study.tell``."""
     optuna = _optuna()
     f = jax.jit(tf.fn)
     bounds = [(n, p.low, p.high) for n, p in tf.space.items()]
+    dists = {n: optuna.distributions.FloatDistribution(lo, hi) for n, lo, hi in bounds}
     out = []
     for s in seeds:
         study = optuna.create_study(sampler=make_sampler(s))
-        study.optimize(lambda t: float(f(jnp.array([t.suggest_float(n, lo, hi)
-                                                     for n, lo, hi in bounds]))), n_trials=evals)
+        if batch == 1:
+            study.optimize(lambda t: float(f(jnp.array([t.suggest_float(n, lo, hi)
+                                                         for n, lo, hi in bounds]))),
+                           n_trials=evals)
+        else:
+            while len(study.trials) < evals:
+                trials = [study.ask(dists) for _ in range(min(batch, evals - len(study.trials)))]
+                xs = jnp.array([[t.params[n] for n, _, _ in bounds] for t in trials])
+                for t, v in zip(trials, np.asarray(jax.vmap(f)(xs), np.float64)):
+                    study.tell(t, float(v))
         vals = np.array([t.value for t in study.trials], np.float64)
         out.append(np.fmin.accumulate(vals))
     return np.array(out)
@@ -227,7 +246,8 @@ def main(argv=None):
                 best = run_botorch(tf, args.evals, args.batch, seeds,
                                    fixed_noise=name == "botorch_logei_fixed_noise")
             else:
-                best = run_optuna(OPTUNA_SAMPLERS[name], tf, args.evals, seeds)
+                best = run_optuna(OPTUNA_SAMPLERS[name], tf, args.evals, seeds,
+                                  args.batch if name in OPTUNA_BATCHED else 1)
             regret = best - tf.optimum_value
             stats = {}
             for c in checkpoints:

@@ -6,6 +6,8 @@ liar for batches. Seeds start at ``--seed0`` so the choice is not tuned on the s
 
     python benchmarks/tpe_ablation.py --variants cand24,cand64,optuna --seed0 200 --seeds 30
     python benchmarks/tpe_ablation.py --variants cand64,liar64 --batch 8
+    python benchmarks/tpe_ablation.py --variants cand64,liar64,optuna --batch 32 --evals 256 \
+        --functions hartmann6,ackley-5,levy-4,branin --seed0 100 --seeds 10
 """
 
 from __future__ import annotations
@@ -30,6 +32,15 @@ VARIANTS = {
     "univariate": dict(multivariate=False),
     "endpoints": dict(consider_endpoints=True),
     "liar64": dict(constant_liar=True),
+    "cand12": dict(n_ei_candidates=12),
+    "liar12": dict(constant_liar=True, n_ei_candidates=12),
+    "liar24": dict(constant_liar=True, n_ei_candidates=24),
+    "cand24g50": dict(n_ei_candidates=24, gamma_max=50),
+    "cand8": dict(n_ei_candidates=8),
+    "cand16": dict(n_ei_candidates=16),
+    "spread2c12": dict(n_ei_candidates=12, gamma_spread=2.0),
+    "spread2c24": dict(n_ei_candidates=24, gamma_spread=2.0),
+    "spread3c24": dict(n_ei_candidates=24, gamma_spread=3.0),
 }
 
 
@@ -49,8 +60,11 @@ def main(argv=None):
         tf = F.get(fname)
         row = {"function": tf.name}
         for name in names:
-            if name == "optuna":
-                best = run_optuna(OPTUNA_SAMPLERS["optuna_tpe"], tf, args.evals, seeds)
+            if name == "optuna":  # batches: asked q at a time, constant liar (Optuna's default)
+                best = (run_optuna(OPTUNA_SAMPLERS["optuna_tpe"], tf, args.evals, seeds)
+                        if args.batch == 1 else
+                        run_optuna(OPTUNA_SAMPLERS["optuna_tpe_liar"], tf, args.evals, seeds,
+                                   args.batch))
             else:
                 kw = VARIANTS[name]
                 best = run_jaxhpo(lambda sp, b: jaxhpo.strategies.tpe(sp, b, **kw), tf,
