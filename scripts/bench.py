@@ -31,7 +31,7 @@ from collections.abc import Callable
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 RESULTS = os.path.join(ROOT, "benchmarks", "results")
-README = os.path.join(ROOT, "README.md")
+README = os.path.join(ROOT, "benchmarks", "README.md")  # holds the generated table
 BEGIN, END = "<!-- bench:begin -->", "<!-- bench:end -->"
 
 # name -> {profile: arguments}. ``cpu`` matches the README's commands (a 2-core machine);
@@ -388,7 +388,7 @@ def main(argv=None) -> int:
     ap.add_argument("--collect", action="store_true",
                     help="run nothing; collect the newest results and refresh the README")
     ap.add_argument("--dry-run", action="store_true", help="print the commands and exit")
-    ap.add_argument("--no-readme", action="store_true", help="do not rewrite README.md")
+    ap.add_argument("--no-readme", action="store_true", help="do not rewrite benchmarks/README.md")
     ap.add_argument("--results", default=os.environ.get("JAXHPO_BENCH_RESULTS", RESULTS),
                     help="results directory (default benchmarks/results)")
     ap.add_argument("--readme", default=README, help="the README to refresh")
