@@ -152,6 +152,11 @@ def _contour_panel(ax, sp, trials, vals, xp, yp, resolution, colormap, norm, lev
                 k = len(p.choices)
                 snapped[:, a] = (np.clip(np.floor(pts[:, a] * k), 0, k - 1) + 0.5) / k
         z = interpolate(snapped, v, np.stack([ux.ravel(), uy.ravel()], 1), cat).reshape(ux.shape)
+        for a, (p, grid) in enumerate(((px, ux), (py, uy))):
+            if isinstance(p, Categorical):  # a choice no trial of this pair took: blank
+                seen = np.isin(np.round(grid, 9), np.round(snapped[:, a], 9))
+                z = np.where(seen, z, np.nan)
+        z = np.ma.masked_invalid(z)
         dx, dy = _display(px, ux), _display(py, uy)
         cells = len(gx) < resolution or len(gy) < resolution
         if cells:
