@@ -122,8 +122,19 @@ class _GroupedOps:
         return _groups.static_values_of_hp(self.space, hp, self.size)
 
     def _layout(self, values) -> list[_groups.Group]:
-        return _groups.group_values(values, self.static_names, cap=self.size,
-                                    multiple=self._ndev)
+        """Groups for ``values``. A group's bucket never shrinks below the largest it has had
+        in this population: as slots are refilled group sizes wander (4, 7, 3, 9 ...), and
+        each new (static values, bucket) pair would compile the train, evaluate and row-moving
+        programs again; a sticky bucket costs at most the padding up to that size."""
+        groups = _groups.group_values(values, self.static_names, cap=self.size,
+                                      multiple=self._ndev)
+        floor = self.__dict__.setdefault("_bucket_floor", {})
+        out = []
+        for g in groups:
+            b = max(g.bucket, floor.get(g.static, 0))
+            floor[g.static] = b
+            out.append(g._replace(bucket=b))
+        return out
 
     @staticmethod
     def _slot_maps(groups, size):
@@ -309,8 +320,8 @@ class _GroupedOps:
             f = np.asarray([i for i in g.rows if slots[i]], np.int64)
             if not len(f):
                 return None
-            sub = _groups.Group(g.static, g.params, f, _groups.bucket_size(
-                len(f), self.size, self._ndev))
+            sub = _groups.Group(g.static, g.params, f, g.bucket)  # the group's own size:
+            # fresh members compile with the programs the group already has
             return self._init_group(sub, keys, hp, order), {int(i): r for r, i in enumerate(f)}
         return self._rebuild(state, values, fresh)
 
