@@ -17,6 +17,7 @@ A jaxhpo factory without a ``num_constraints`` argument is reported and skipped.
 
     python benchmarks/constrained.py                 # 50 evaluations, 10 seeds
     python benchmarks/constrained.py --quick         # 2 seeds, 20 evaluations
+    python benchmarks/constrained.py --jobs 3        # strategies in 3 processes at once
 """
 
 from __future__ import annotations
@@ -158,6 +159,19 @@ def regret_curves(f, c, optimum) -> np.ndarray:
     return np.minimum.accumulate(np.where(c <= 0, f, np.inf), axis=1) - optimum
 
 
+def measure(name: str, evals: int, seeds: list[int]):
+    """``(f, c, seconds)`` of one strategy, or ``None`` (skipped: no ``num_constraints``)."""
+    t0 = time.perf_counter()
+    if name in JAXHPO:
+        factory, k = JAXHPO[name]
+        if k and not _supports_constraints(getattr(jaxhpo.strategies, factory)):
+            return None
+        f, c = run_jaxhpo(factory, k, evals, seeds)
+    else:
+        f, c = run_optuna(name[7:], evals, seeds)
+    return f, c, time.perf_counter() - t0
+
+
 def main(argv=None):
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--evals", type=int, default=50)
@@ -165,6 +179,9 @@ def main(argv=None):
     ap.add_argument("--grid", type=int, default=2001, help="points per axis for the optimum")
     ap.add_argument("--strategies", default=",".join([*JAXHPO, "optuna_gp", "optuna_tpe"]))
     ap.add_argument("--quick", action="store_true", help="2 seeds, 20 evaluations")
+    ap.add_argument("--jobs", type=int, default=1,
+                    help="strategies measured at once, each in its own process (regrets do not "
+                         "depend on it; 'seconds' are then per process, not comparable)")
     args = ap.parse_args(argv)
     if args.quick:
         args.seeds, args.evals = 2, 20
@@ -175,21 +192,26 @@ def main(argv=None):
           f"{args.seeds} seeds")
     checkpoints = sorted({min(25, args.evals), args.evals})
     rows, results, skipped = [], {}, {}
-    for name in args.strategies.split(","):
-        t0 = time.perf_counter()
-        if name in JAXHPO:
-            factory, k = JAXHPO[name]
-            if k and not _supports_constraints(getattr(jaxhpo.strategies, factory)):
-                skipped[name] = f"jaxhpo.strategies.{factory} has no num_constraints argument"
-                print(f"skipping {name}: {skipped[name]}")
-                continue
-            f, c = run_jaxhpo(factory, k, args.evals, seeds)
-        elif name in ("optuna_gp", "optuna_tpe"):
-            f, c = run_optuna(name[7:], args.evals, seeds)
-        else:
+    names = args.strategies.split(",")
+    for name in names:
+        if name not in JAXHPO and name not in ("optuna_gp", "optuna_tpe"):
             raise SystemExit(f"unknown strategy {name!r}; choose from "
                              f"{[*JAXHPO, 'optuna_gp', 'optuna_tpe']}")
-        wall = time.perf_counter() - t0
+    if args.jobs > 1:
+        import concurrent.futures as cf
+        import multiprocessing
+
+        with cf.ProcessPoolExecutor(args.jobs, multiprocessing.get_context("spawn")) as ex:
+            futures = [ex.submit(measure, n, args.evals, seeds) for n in names]
+            measured = [fut.result() for fut in futures]
+    else:
+        measured = (measure(n, args.evals, seeds) for n in names)
+    for name, out in zip(names, measured):
+        if out is None:
+            skipped[name] = f"jaxhpo.strategies.{JAXHPO[name][0]} has no num_constraints argument"
+            print(f"skipping {name}: {skipped[name]}")
+            continue
+        f, c, wall = out
         r = regret_curves(f, c, optimum)
         row = {"strategy": name, "feasible %": 100.0 * float(np.mean(c <= 0)),
                "no feasible": int(np.sum(~np.isfinite(r[:, -1]))), "seconds": round(wall, 1)}
