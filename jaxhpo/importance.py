@@ -18,6 +18,9 @@ points ``Trial.x`` and objective values) and says how much each parameter matter
   Phys. Commun. 181 (2010), Table 2 (b): ``V_i = mean(f(B) * (f(A_B^i) - f(A)))``. The fit and
   the ``(d + 2) * num_samples`` predictions are one ``jit``-compiled function.
 
+The data are the run's completed trials (status ``ok`` with finite values; a ``tune`` run's
+trials stopped early by the scheduler are left out, their values being at a smaller budget).
+
 How the space's kinds are treated (the same way by every method): each parameter is one
 coordinate of the unit cube, which is the measure the importances are taken over, so a
 ``log=True`` parameter is uniform in its logarithm; integers and categoricals sit at the

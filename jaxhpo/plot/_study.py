@@ -178,11 +178,11 @@ def _contour_panel(ax, sp, trials, vals, xp, yp, resolution, colormap, norm, lev
     for axis, p in ((ax.xaxis, px), (ax.yaxis, py)):
         _scale_axis(ax, axis, p)
     if mappable is None:
-        mappable = matplotlib_scalar(colormap, norm)
+        mappable = _scalar_mappable(colormap, norm)
     return mappable
 
 
-def matplotlib_scalar(colormap, norm):
+def _scalar_mappable(colormap, norm):
     from matplotlib.cm import ScalarMappable
 
     return ScalarMappable(norm=norm, cmap=colormap)
