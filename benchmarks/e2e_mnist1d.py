@@ -24,8 +24,9 @@ programs); the warm-up seconds are reported separately.
 Per seed: Optuna's best validation accuracy among completed trials at the end of its budget
 (``A``); for each jaxhpo arm the wall-clock seconds until its best completed trial reaches
 ``A`` and the test accuracy of the configuration it has chosen by ``--target-seconds`` (30 s), vs
-the test accuracy of Optuna's chosen configuration. Also the slot utilization and the
-scheduler's decision overhead per round.
+the test accuracy of Optuna's chosen configuration. Also the slot utilization and where a
+round's time goes: the scheduler's decisions, the strategy (ask/tell through the proposer),
+and the rest (training + evaluation of the slots); compilation is the warm-up column.
 
     python benchmarks/e2e_mnist1d.py [--seeds 3] [--optuna-budget 300] [--jax-budget 45]
 """
@@ -126,25 +127,31 @@ def jax_arm(arm, trainer, seed, args, budget=None):
         sched = S.PBT(hi, 3 * lo)
     else:
         raise ValueError(arm)
-    overhead = [0.0]
+    overhead = [0.0, 0.0]  # seconds in the scheduler's decisions, in the strategy
 
-    def timed(fn):
-        def wrapper(self, *a, **k):
+    def timed(fn, k):
+        def wrapper(self, *a, **kw):
             t0 = time.perf_counter()
-            out = fn(self, *a, **k)
-            overhead[0] += time.perf_counter() - t0
+            out = fn(self, *a, **kw)
+            overhead[k] += time.perf_counter() - t0
             return out
         return wrapper
 
-    # Time the scheduler's decisions (tune works on a deep copy of it: patch its class).
+    # Time the scheduler's decisions (tune works on a deep copy of it: patch its class) and
+    # the strategy's ask/tell (through the proposer that feeds it trials).
+    from jaxhpo._proposer import Proposer
+
     cls = type(sched)
-    sched.__class__ = type(cls.__name__, (cls,), {"report": timed(cls.report),
-                                                  "next_job": timed(cls.next_job)})
+    sched.__class__ = type(cls.__name__, (cls,), {"report": timed(cls.report, 0),
+                                                  "next_job": timed(cls.next_job, 0)})
+    saved = Proposer.next, Proposer.result
+    Proposer.next, Proposer.result = timed(Proposer.next, 1), timed(Proposer.result, 1)
     res = jaxhpo.tune(trainer, space, strat, sched, max_trials=p if arm == "pbt" else 100000,
                       population_size=p, eval_every=lo, metric="accuracy",
                       direction="maximize", key=seed, progress=False,
                       time_budget=budget if budget is not None else args.jax_budget)
-    return res, overhead[0]
+    Proposer.next, Proposer.result = saved
+    return res, overhead
 
 
 # ---------------------------------------------------------------------------- Optuna
@@ -303,13 +310,15 @@ def main(argv=None):
                         "best_val": res.best_value if n_ok else float("nan"),
                         "utilization": res.utilization, "rounds": res.rounds,
                         "trials": len(res.history), "completed": n_ok,
-                        "overhead_ms_per_round": 1e3 * overhead / max(1, res.rounds),
+                        "overhead_ms_per_round": 1e3 * overhead[0] / max(1, res.rounds),
+                        "strategy_ms_per_round": 1e3 * overhead[1] / max(1, res.rounds),
                         "round_ms": 1e3 * res.wall_time / max(1, res.rounds),
                         "trace": res.trace, "warmup_s": warm[arm]}
             print(f"seed {seed} {arm}: reach {reach:.1f}s val@{args.target_seconds:.0f}s "
                   f"{val30:.4f} test {test30:.4f} util {res.utilization:.3f} trials "
                   f"{len(res.history)} completed {n_ok} sched {out[arm]['overhead_ms_per_round']:.2f}"
-                  f" ms/round of {out[arm]['round_ms']:.0f}", flush=True)
+                  f" + strategy {out[arm]['strategy_ms_per_round']:.1f} ms/round of "
+                  f"{out[arm]['round_ms']:.0f}", flush=True)
         per_seed.append(out)
     for arm in args.arms.split(","):
         med = lambda k: float(np.median([o[arm][k] for o in per_seed]))
@@ -319,6 +328,7 @@ def main(argv=None):
                      f"test@{args.target_seconds:.0f}s": med("test_at_target_s"),
                      "optuna test": opt_test, "utilization": med("utilization"),
                      "sched ms/round": med("overhead_ms_per_round"),
+                     "strategy ms/round": med("strategy_ms_per_round"),
                      "round ms": med("round_ms"), "warm-up s": warm[arm]})
     for pr in args.optuna.split(","):
         os_ = [o[f"optuna_{pr}"] for o in per_seed if f"optuna_{pr}" in o]
@@ -333,7 +343,7 @@ def main(argv=None):
                          "warm-up s": float(np.median([o["warmup_s"] for o in os_]))})
     cols = ["arm", "reach Optuna-5min (s, median)", f"val@{args.target_seconds:.0f}s",
             f"test@{args.target_seconds:.0f}s", "optuna test", "utilization",
-            "sched ms/round", "round ms", "warm-up s"]
+            "sched ms/round", "strategy ms/round", "round ms", "warm-up s"]
     print_table(rows, cols, f"MNIST-1D MLP, {args.seeds} seeds, Optuna budget "
                             f"{args.optuna_budget:.0f}s, jaxhpo budget {args.jax_budget:.0f}s")
     path = write_result("e2e_mnist1d", {"args": vars(args), "seeds": per_seed, "table": rows})
