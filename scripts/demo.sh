@@ -7,5 +7,4 @@ PY="${PYTHON:-python3}"
 [ -x .venv/bin/python ] || "$PY" -m venv .venv
 .venv/bin/python -m pip install -q --upgrade pip
 .venv/bin/python -m pip install -q -e ".[plot]"
-export JAX_PLATFORMS="${JAX_PLATFORMS:-cpu}"
 exec .venv/bin/python scripts/demo.py "$@"
