@@ -41,6 +41,7 @@ VARIANTS = {
     "spread2c12": dict(n_ei_candidates=12, gamma_spread=2.0),
     "spread2c24": dict(n_ei_candidates=24, gamma_spread=2.0),
     "spread3c24": dict(n_ei_candidates=24, gamma_spread=3.0),
+    "spread4c24": dict(n_ei_candidates=24, gamma_spread=4.0),
 }
 
 

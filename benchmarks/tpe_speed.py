@@ -3,10 +3,12 @@
 jaxhpo's ``tpe`` (jitted, batch 1, buffer capacity 1024) is timed with its buffer pre-filled with
 ``n`` random observations; Optuna's ``TPESampler`` (default settings, multivariate) with a study
 of ``n`` random trials, in the same run, on ``d`` float parameters. Also jaxhpo with a batch of
-``q`` proposals per ask (time per ask, not per trial).
+``q`` proposals per ask (time per ask, not per trial), with the default batch rule (a
+``gamma_spread`` portfolio: one ``l``/``g`` fit per row) and with one shared ``l``/``g``.
 
     python benchmarks/tpe_speed.py                        # n = 10, 100, 300, 1000; d = 6
     python benchmarks/tpe_speed.py --ns 100 --dim 10 --batch 8
+    python benchmarks/tpe_speed.py --ns 256 --batch 32     # a round of 32 at 256 observations
 """
 
 from __future__ import annotations
@@ -25,10 +27,11 @@ import jaxhpo  # noqa: E402
 from _common import print_table, write_result  # noqa: E402
 
 
-def time_jaxhpo(d: int, n: int, batch: int, reps: int, capacity: int = 1024) -> float:
-    """Median seconds of ``ask`` + ``tell`` (results awaited) with ``n`` observations told."""
+def time_jaxhpo(d: int, n: int, batch: int, reps: int, capacity: int = 1024, **kw) -> float:
+    """Median seconds of ``ask`` + ``tell`` (results awaited) with ``n`` observations told;
+    ``kw``: further ``tpe`` settings."""
     space = jaxhpo.Space({f"x{i}": jaxhpo.Float(0.0, 1.0) for i in range(d)})
-    s = jaxhpo.strategies.tpe(space, batch, capacity=capacity)
+    s = jaxhpo.strategies.tpe(space, batch, capacity=capacity, **kw)
     ask, tell = jax.jit(s.ask), jax.jit(s.tell)
     st = s.init(jax.random.key(0))
     x = jax.random.uniform(jax.random.key(1), (n, d))
@@ -80,11 +83,17 @@ def main(argv=None):
     for n in [int(v) for v in args.ns.split(",")]:
         j1 = time_jaxhpo(args.dim, n, 1, args.reps)
         jq = time_jaxhpo(args.dim, n, args.batch, args.reps)
+        # the batch rule before the gamma_spread portfolio: one l/g, 64 candidates per row
+        jq1 = time_jaxhpo(args.dim, n, args.batch, args.reps, gamma_spread=1.0,
+                          n_ei_candidates=64)
         op = time_optuna(args.dim, n, args.reps)
-        out[n] = {"jaxhpo_q1_s": j1, f"jaxhpo_q{args.batch}_s": jq, "optuna_s": op}
+        out[n] = {"jaxhpo_q1_s": j1, f"jaxhpo_q{args.batch}_s": jq,
+                  f"jaxhpo_q{args.batch}_single_gamma_s": jq1, "optuna_s": op}
         rows.append({"observations": n, "jaxhpo tpe q=1 (ms)": f"{1e3 * j1:.2f}",
                      f"jaxhpo tpe q={args.batch} per ask (ms)": f"{1e3 * jq:.2f}",
+                     f"q={args.batch}, one gamma (ms)": f"{1e3 * jq1:.2f}",
                      "optuna TPESampler (ms)": f"{1e3 * op:.2f}",
+                     f"optuna x {args.batch} (ms)": f"{1e3 * op * args.batch:.1f}",
                      "speed-up q=1": f"{op / j1:.1f}x"})
     print_table(rows, list(rows[0]), f"TPE ask + tell time, d = {args.dim} floats")
     path = write_result("tpe_speed", {"dim": args.dim, "batch": args.batch, "results": out})
