@@ -19,16 +19,29 @@ OUT = os.path.join(ROOT, "docs", "_generated", "results_tables.md")
 _NAME = re.compile(r"^(?P<bench>.+?)-(?P<device>[a-z0-9_]+-[a-z0-9_]+)-(?P<stamp>\d{8}-\d{6})\.json$")
 
 
-def newest_files(results_dir: str = RESULTS) -> dict[str, str]:
-    """``{benchmark: path}`` of the newest JSON of each benchmark (by the UTC stamp in its name)."""
-    best: dict[str, tuple[str, str]] = {}
+def newest_files(results_dir: str = RESULTS, per_benchmark: int = 3) -> dict[str, str]:
+    """``{section title: path}``: for every benchmark, the newest JSON of each distinct command
+    (by the UTC stamp in the file name), newest first, at most ``per_benchmark``: a partial
+    re-run (fewer arms, a smoke size) must not hide the full run before it."""
+    runs: dict[str, dict[str, tuple[str, str]]] = {}
     for path in glob.glob(os.path.join(results_dir, "*.json")):
         m = _NAME.match(os.path.basename(path))
-        if not m or m["bench"] in ("cpu", "gpu", "tpu"):  # combined files of scripts/bench.py
+        if not m or m["bench"] in ("cpu", "gpu", "tpu") or m["bench"] == "quality":
+            continue  # combined files of scripts/bench.py; quality: see quality_files
+        try:
+            with open(path) as f:
+                command = json.load(f).get("meta", {}).get("command", "")
+        except (OSError, ValueError):
             continue
-        if m["bench"] not in best or m["stamp"] > best[m["bench"]][0]:
-            best[m["bench"]] = (m["stamp"], path)
-    return {k: v[1] for k, v in sorted(best.items())}
+        by_cmd = runs.setdefault(m["bench"], {})
+        if command not in by_cmd or m["stamp"] > by_cmd[command][0]:
+            by_cmd[command] = (m["stamp"], path)
+    out = {}
+    for bench in sorted(runs):
+        newest = sorted(runs[bench].values(), reverse=True)[:per_benchmark]
+        for i, (_, path) in enumerate(newest):
+            out[bench if i == 0 else f"{bench} ({os.path.basename(path)[:-5]})"] = path
+    return out
 
 
 # Sections in this order (then any other benchmark, alphabetically; quality runs last).
@@ -65,9 +78,9 @@ def setup(app):
 
         os.makedirs(os.path.dirname(OUT), exist_ok=True)
         files = newest_files()
-        files.pop("quality", None)
-        ordered = {k: files[k] for k in ORDER if k in files}
-        ordered.update({k: v for k, v in files.items() if k not in ordered})
+        rank = {b: i for i, b in enumerate(ORDER)}
+        ordered = dict(sorted(files.items(),
+                              key=lambda kv: (rank.get(kv[0].split(" ")[0], len(ORDER)), kv[0])))
         text = render({**ordered, **quality_files()})
         old = open(OUT).read() if os.path.exists(OUT) else None
         if text != old:  # keep the mtime when nothing changed (incremental builds)
