@@ -11,6 +11,8 @@ each checkpoint and writes JSON under ``benchmarks/results/``.
         --strategies quasi_random,random_search,optuna_random,optuna_qmc
     python benchmarks/quality.py --functions branin --evals 50 --batch 8 --checkpoints 25,50 \
         --strategies gp_bo,botorch_logei,botorch_logei_fixed_noise   # batch-BO reference
+    python benchmarks/quality.py --functions hartmann6,ackley-5,levy-4,branin --evals 256 \
+        --batch 32 --checkpoints 64,128,256 --strategies tpe,optuna_tpe_liar   # q = 32 (#23)
     python benchmarks/quality.py --quick                          # smoke test
 """
 
