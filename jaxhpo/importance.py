@@ -283,20 +283,24 @@ def ped_anova(x: np.ndarray, y: np.ndarray, inactive: np.ndarray, sp, quantile: 
             k = int(min(bins[i], PED_GRID)) if kinds[i] == INT else PED_GRID
             if k < 2:
                 continue
-            p_t, p_r = (_parzen_pdf(x[m, i], k) for m in (t, r))
+            binned = kinds[i] == INT and bins[i] <= PED_GRID  # one grid point per integer
+            p_t, p_r = (_parzen_pdf(x[m, i], k, binned) for m in (t, r))
         p_t, p_r = p_t + 1e-12, p_r + 1e-12
         out[i] = alpha ** 2 / beta * float(p_r @ (p_t / p_r - 1.0) ** 2)
     return out * (n_top / n_reg) ** 2
 
 
-def _grid_pos(u: np.ndarray, k: int) -> np.ndarray:
-    """Unit coordinates -> grid positions ``0..k-1`` (nearest grid point)."""
+def _grid_pos(u: np.ndarray, k: int, binned: bool = False) -> np.ndarray:
+    """Unit coordinates -> grid positions ``0..k-1``: the nearest of ``k`` evenly spaced
+    points, or (``binned``, an integer with ``k`` values) the bin ``u`` falls in."""
+    if binned:
+        return np.clip(np.floor(u * k), 0, k - 1)
     return np.clip(np.round(u * (k - 1)), 0, k - 1)
 
 
-def _parzen_pdf(u: np.ndarray, k: int) -> np.ndarray:
+def _parzen_pdf(u: np.ndarray, k: int, binned: bool = False) -> np.ndarray:
     """``f64[k]``: a Gaussian Parzen mixture discretized on ``k`` grid points (sums to 1)."""
-    mu = _grid_pos(u, k)
+    mu = _grid_pos(u, k, binned)
     n = mu.size
     sd = mu.std(ddof=1) if n > 1 else 0.0
     q1, q3 = np.quantile(mu, [0.25, 0.75])
