@@ -219,7 +219,7 @@ class SlotEngine:
         if missing:
             raise ValueError(f"constraints {missing} are not among the population's validation "
                              f"metrics {sorted(curve)}; name metrics its evaluate returns")
-        return np.stack([np.asarray(jax.device_get(curve[c]))[:, -1] for c in self.constraints],
+        return np.stack([np.asarray(to_host(curve[c]))[:, -1] for c in self.constraints],
                         -1).astype(np.float64)
 
     def _pbt(self, key, step, measured):
