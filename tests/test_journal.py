@@ -281,7 +281,9 @@ CONCURRENT = textwrap.dedent("""
     def f(p):
         with open(sys.argv[2], "a") as log:
             log.write("eval\\n")
-        time.sleep(0.25)
+        t_end = time.time() + 120  # hold the journal until the test has run the second one
+        while not os.path.exists(sys.argv[1] + ".go") and time.time() < t_end:
+            time.sleep(0.02)
         return p["x"]
 
     try:
