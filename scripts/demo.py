@@ -168,7 +168,13 @@ def part3(quick, data):
     print(f"   one vmapped program: {t_pop:.2f} s; the compiled single-trial program called "
           f"{members} times: {t_seq:.2f} s ({t_one * 1e3:.0f} ms per call)")
     print(f"   speed-up {t_seq / t_pop:.1f}x, measured in this run "
-          f"(benchmarks/static_groups.py: 3.15x at 64 members on a quiet 2-core CPU)\n")
+          f"(benchmarks/static_groups.py: 3.15x at 64 members on a quiet 2-core CPU)")
+    load, cpus = os.getloadavg()[0], os.cpu_count() or 1
+    if load > 1.5 * cpus:
+        print(f"   note: this machine is busy (load average {load:.1f} on {cpus} CPUs); the "
+              "vmapped program shares the cores with everything else, so this ratio is not "
+              "representative: run the demo again on an idle machine")
+    print()
 
 
 def main(argv=None):
