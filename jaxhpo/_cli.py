@@ -28,7 +28,8 @@ SIDECAR = ".cli.json"
 SIDECAR_FORMAT = "jaxhpo-cli"
 DEMO_SPACE = {"lr": ("Float", 1e-4, 1e-2, True), "width": ("Int", 16, 128, True),
               "weight_decay": ("Float", 1e-4, 3e-1, True), "dropout": ("Float", 0.0, 0.4, False)}
-PLOT_KINDS = ("history", "parallel", "slices", "pareto", "curves", "regret")
+PLOT_KINDS = ("history", "parallel", "slices", "pareto", "curves", "regret", "contour",
+              "importance", "edf", "timeline")
 # registry entries that shrink a strategy for the conformance tests' speed: the CLI builds
 # these with the library's defaults instead
 _FULL_DEFAULTS = ("gp_bo", "ppo_agent")
@@ -175,7 +176,7 @@ def build_parser() -> argparse.ArgumentParser:
     pl.add_argument("--objective", default="0", metavar="NAME|INDEX",
                     help="objective of a multi-objective run for history/parallel/slices")
     pl.add_argument("--params", default=None, metavar="A,B",
-                    help="parameters to show (parallel, slices)")
+                    help="parameters to show (parallel, slices, contour)")
     pl.add_argument("--objectives", default=None, metavar="A,B",
                     help="pareto: the two objectives to plot")
     pl.add_argument("--pairwise", action="store_true",
@@ -539,12 +540,12 @@ def _check_plot_args(args, kind, view, objective, sub) -> None:
     from jaxhpo.plot._inputs import objective_index
 
     h = view.history
-    if kind in ("history", "parallel", "slices"):
+    if kind in ("history", "parallel", "slices", "contour", "importance", "edf"):
         try:
             objective_index(h, objective)
         except ValueError as e:
             sub.error(f"argument --objective: {e}")
-    if kind in ("parallel", "slices") and args.params is not None:
+    if kind in ("parallel", "slices", "contour") and args.params is not None:
         bad = [p for p in _split(args.params) if p not in view.space.names]
         if bad or not _split(args.params):
             sub.error(f"argument --params: {bad or args.params!r} not in the space "
@@ -601,6 +602,14 @@ def cmd_plot(args, parser) -> int:
                                log=args.log)
             elif kind == "pareto":
                 fig = P.pareto(view, objectives=_split(args.objectives), pairwise=args.pairwise)
+            elif kind == "contour":
+                fig = P.contour(view, params=_split(args.params), objective=objective)
+            elif kind == "importance":
+                fig = P.importance(view, objective=objective)
+            elif kind == "edf":
+                fig = P.edf(view, objective=objective, log=args.log)
+            elif kind == "timeline":
+                fig = P.timeline(view)
             else:
                 fig = P.learning_curves(view, rungs=args.rungs, log=args.log)
     except ValueError as e:

@@ -42,7 +42,7 @@ def test_help_lists_every_command(capsys):
                        "--journal", "--steps"],
                "summary": ["JOURNAL", "--top"],
                "plot": ["--kind", "--out", "history", "parallel", "slices", "pareto", "curves",
-                        "regret"],
+                        "regret", "contour", "importance", "edf", "timeline"],
                "resume": ["JOURNAL", "--trials"], "bench": ["NAME"], "list": []}
     for c, opts in options.items():
         with pytest.raises(SystemExit) as e:
@@ -78,7 +78,7 @@ def test_run_summary_plot_resume(tmp_path, capsys):
     assert out.count("\n") > 10
 
     png = tmp_path / "p.png"
-    for kind in ("history", "parallel", "slices"):
+    for kind in ("history", "parallel", "slices", "contour", "importance", "edf", "timeline"):
         assert main("plot", full, "--kind", kind, "--out", png) == 0
         assert png.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n" and png.stat().st_size > 5000
     capsys.readouterr()
