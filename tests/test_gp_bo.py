@@ -29,14 +29,27 @@ def test_buffer_doubles_with_log2_compilations_and_keeps_every_observation():
         traces["tell"] += 1
         return s.tell(state, x, f)
 
-    res = jaxhpo.minimize(sphere, square(2), s._replace(tell=tell), num_generations=12, key=0)
+    res = jaxhpo.minimize(sphere, square(2), s._replace(tell=tell), num_generations=11, key=0)
     state = res.state
-    assert state.x.shape[0] == 256  # 64 -> 128 -> 256 for 192 observations
-    assert traces["tell"] == 3  # one compilation per capacity
-    assert int(jnp.sum(state.status == 1)) == 192
+    assert state.x.shape[0] == 256  # 64 -> 128 -> 256 for 176 observations
+    assert traces["tell"] == 3  # one compilation per capacity, block updates included
+    assert int(jnp.sum(state.status == 1)) == 176
+    # refits at 144 observations (25% growth), then two tells appended rows to the factor
+    assert int(state.fitted_at) == 144
     best = float(jnp.min(jnp.where(state.status == 1, state.y, jnp.inf)))
     np.testing.assert_allclose(best, res.best_value, rtol=1e-6)
     assert res.best_value < 1e-3
+    # the factor maintained by block updates between refits is the factor of the buffer
+    from jaxhpo.gp import _precision as precision
+    with precision.scope(True):
+        post = precision.unpack(state.post)
+        full = gp.posterior(precision.unpack(state.params), state.x.astype(jnp.float64),
+                            state.y.astype(jnp.float64), state.status == 1,
+                            gp.InputSpec.from_space(square(2)), 1e-8)
+        np.testing.assert_allclose(post.chol, full.chol, atol=1e-8)
+        xq = jnp.asarray(np.random.default_rng(0).uniform(size=(16, 2)))
+        for a, b in zip(gp.predict(post, xq), gp.predict(full, xq)):
+            np.testing.assert_allclose(a, b, rtol=1e-6, atol=1e-9)
 
 
 def test_batch_of_64_is_distinct_inside_the_cube_and_cheap_to_grow():
@@ -54,7 +67,10 @@ def test_batch_of_64_is_distinct_inside_the_cube_and_cheap_to_grow():
 
 
 def test_failed_region_is_avoided_and_state_stays_finite():
-    """NaN wherever x0 < 0.4 (40% of the cube); the optimum (0.7, 0.2) lies outside."""
+    """NaN wherever x0 < 0.4 (40% of the cube); the optimum (0.7, 0.2) lies outside. The GP on
+    the failure indicator (probability of success, Gelbart et al. 2014) keeps the model-based
+    batches out of the failing region, where a region-blind sampler spends 40% (the
+    kernel-correlation penalty it replaced: 27.5% with this seed)."""
     space = square(2)
 
     def objective(key, hp):
@@ -62,13 +78,13 @@ def test_failed_region_is_avoided_and_state_stays_finite():
         f = (hp["x0"] - 0.7) ** 2 + (hp["x1"] - 0.2) ** 2
         return jnp.where(hp["x0"] < 0.4, jnp.nan, f)
 
-    res = jaxhpo.minimize(objective, space, gp_bo(space, 8, **FAST), num_generations=8, key=1)
+    # the side GPs need a real fit (a 5-step fit of the 0/1 labels can stay noise-dominated)
+    s = gp_bo(space, 8, **{**FAST, "num_restarts": 3, "fit_steps": 15})
+    res = jaxhpo.minimize(objective, space, s, num_generations=8, key=1)
     x = np.array([t.x for t in res.history.trials])
-    later = x[24:]  # after the warm-up and two model batches
-    # a region-blind sampler spends 40% here; the kernel-correlation penalty is a mild deterrent
-    # (27.5% with this seed), not a barrier
-    assert np.mean(later[:, 0] < 0.4) < 0.32, np.mean(later[:, 0] < 0.4)
-    assert res.best_value < 5e-3
+    later = x[24:]  # after the warm-up and one model batch
+    assert np.mean(later[:, 0] < 0.4) <= 0.1, np.mean(later[:, 0] < 0.4)  # 0.0 with this seed
+    assert res.best_value < 1e-5
     for leaf in jax.tree.leaves(res.state):
         if jnp.issubdtype(leaf.dtype, jnp.floating):
             assert bool(jnp.all(jnp.isfinite(leaf)))

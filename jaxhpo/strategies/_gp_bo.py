@@ -1,10 +1,14 @@
 """Bayesian optimization with a Gaussian process (GP-BO), batch proposals by kriging believer.
 
-Each ``tell`` appends the new observations to a fixed-capacity buffer, refits the GP
+Each ``tell`` appends the new observations to a fixed-capacity buffer and refits the GP
 hyperparameters on a schedule (MAP, multi-start L-BFGS warm-started from the previous fit; see
-:mod:`jaxhpo.gp`) and factors the posterior once. Each ``ask`` proposes from the model
-(:mod:`jaxhpo.strategies._gp_bo_propose`) once ``num_initial`` scrambled Halton points are in.
-Failed trials (NaN/inf fitness) are recorded but kept out of the fit. Pure functions over a
+:mod:`jaxhpo.gp`); between refits it appends the new rows to the Cholesky factor (a block
+update, :func:`jaxhpo.gp.append_rows`, ``O(q C^2)``) instead of refactoring (``O(C^3)``).
+Each ``ask`` proposes from the model (:mod:`jaxhpo.strategies._gp_bo_propose`) once
+``num_initial`` scrambled Halton points are in. Failed trials (NaN/inf fitness) are kept out
+of the objective's GP; "side" GPs over every told row model each constraint (``num_constraints``)
+and, once a trial has failed, the failure indicator, and weight the acquisition by the
+probability of feasibility and success (Gardner et al. 2014; Gelbart et al. 2014). Pure functions over a
 static :class:`GPBOConfig` and the :class:`GPBOState`; the GP runs in float64
 (:mod:`jaxhpo.gp._precision`), the state holds float32 observations and its float64 arrays as
 ``uint32`` bit pairs: no float64 leaf.
