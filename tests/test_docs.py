@@ -71,6 +71,16 @@ def test_page_examples_run(page, tmp_path, monkeypatch):
     plt.close("all")
 
 
+def test_every_example_is_listed_in_the_readme():
+    with open(os.path.join(ROOT, "README.md")) as f:
+        text = f.read()
+    table = text[text.index("<!-- examples-table:start -->"):text.index("<!-- examples-table:end -->")]
+    listed = set(re.findall(r"^\| `([a-z0-9_]+)\.py` \|", table, re.M))
+    files = {f[:-3] for f in os.listdir(os.path.join(ROOT, "examples")) if f.endswith(".py")}
+    assert listed == files, f"README examples table: missing {sorted(files - listed)}, " \
+                            f"stale {sorted(listed - files)}"
+
+
 def test_cli_guide_commands_run(tmp_path, monkeypatch, capsys):
     pytest.importorskip("matplotlib")
     import shlex
