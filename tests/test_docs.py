@@ -81,6 +81,19 @@ def test_every_example_is_listed_in_the_readme():
                             f"stale {sorted(listed - files)}"
 
 
+def test_readme_results_name_existing_result_files():
+    with open(os.path.join(ROOT, "README.md")) as f:
+        text = f.read()
+    section = text[text.index("## Results"):text.index("## Examples")]
+    rows = [ln for ln in section.splitlines() if ln.startswith("| ") and "---" not in ln][1:]
+    assert 1 <= len(rows) <= 10, "the README's results table has at most 10 rows"
+    for row in rows:
+        files = re.findall(r"`([a-z0-9_]+-[a-z0-9_]+-[a-z0-9_]+-\d{8}-\d{6}\.json)`", row)
+        assert files, f"a README result row names no result file: {row}"
+        for name in files:
+            assert os.path.exists(os.path.join(ROOT, "benchmarks", "results", name)), name
+
+
 def test_cli_guide_commands_run(tmp_path, monkeypatch, capsys):
     pytest.importorskip("matplotlib")
     import shlex

@@ -72,6 +72,37 @@ def quality_files(results_dir: str = RESULTS, limit: int = 14) -> dict[str, str]
             for k, v in newest}
 
 
+def headline_section(readme: str = os.path.join(ROOT, "README.md")) -> str:
+    """The README's results table (at most 10 same-run ratios against named peers), each row
+    followed by the command that wrote its file(s), taken from the JSON."""
+    with open(readme) as f:
+        text = f.read()
+    try:
+        table = text[text.index("## Results"):text.index("## Examples")]
+    except ValueError:
+        return ""
+    rows = [ln for ln in table.splitlines() if ln.startswith("| ")]
+    out = ["## Headline figures", "",
+           "The README's table: each row a ratio against a named peer measured in the same run.",
+           "", "| jaxhpo vs (same run) | figure | file and command |", "| --- | --- | --- |"]
+    for row in rows[2:]:
+        cells = [c.strip() for c in row.strip().strip("|").split("|")]
+        if len(cells) < 3:
+            continue
+        cmds = []
+        for name in re.findall(r"`([^`]+\.json)`", cells[2]):
+            path = os.path.join(RESULTS, name)
+            try:
+                with open(path) as f:
+                    cmd = json.load(f).get("meta", {}).get("command", "?")
+            except (OSError, ValueError):
+                cmd = "file missing"
+            cmds.append(f"`{name}`: `{cmd}`")
+        out.append(f"| {cells[0]} | {cells[1]} | {'; '.join(cmds) or cells[2]} |")
+    return "\n".join(out) + "\n\n## Every benchmark\n\nFor each benchmark, the newest file of " \
+        "each distinct command (at most 3), then the search-quality comparisons.\n\n"
+
+
 def setup(app):
     def write(app):
         from results_page import render  # docs/_ext/results_page.py
@@ -81,7 +112,7 @@ def setup(app):
         rank = {b: i for i, b in enumerate(ORDER)}
         ordered = dict(sorted(files.items(),
                               key=lambda kv: (rank.get(kv[0].split(" ")[0], len(ORDER)), kv[0])))
-        text = render({**ordered, **quality_files()})
+        text = headline_section() + render({**ordered, **quality_files()})
         old = open(OUT).read() if os.path.exists(OUT) else None
         if text != old:  # keep the mtime when nothing changed (incremental builds)
             with open(OUT, "w") as f:

@@ -141,7 +141,7 @@ def section(name: str, path: str) -> str:
     with open(path) as f:
         d = json.load(f)
     meta = d.get("meta", {})
-    lines = [f"## {name}", ""]
+    lines = [f"### {name}", ""]
     if name.split(" ")[0] in ABOUT:
         lines += [ABOUT[name.split(" ")[0]] + ".", ""]
     lines += [f"File `benchmarks/results/{os.path.basename(path)}` "
@@ -164,6 +164,6 @@ def render(files: dict[str, str]) -> str:
         try:
             out += [section(name, path), ""]
         except Exception as e:  # a result format this page does not know: say so, go on
-            out += [f"## {name}", "", f"`benchmarks/results/{os.path.basename(path)}` could not "
+            out += [f"### {name}", "", f"`benchmarks/results/{os.path.basename(path)}` could not "
                     f"be tabulated here ({type(e).__name__}: {fmt(str(e))}); read the JSON.", ""]
     return "\n".join(out)
