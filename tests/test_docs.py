@@ -112,6 +112,9 @@ def test_cli_guide_commands_run(tmp_path, monkeypatch, capsys):
     assert "branin" in out and os.path.exists(tmp_path / "history.png")
 
 
+# Sphinx's own deprecation notices about napoleon/myst internals are not warnings of this build
+# (those go to stderr and fail it through -W).
+@pytest.mark.filterwarnings("ignore::DeprecationWarning", "ignore::PendingDeprecationWarning")
 def test_sphinx_build_has_no_warnings(tmp_path, capsys):
     pytest.importorskip("sphinx")
     pytest.importorskip("myst_parser")
