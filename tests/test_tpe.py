@@ -179,10 +179,11 @@ def test_full_buffer_keeps_the_best_and_overwrites_the_oldest():
     assert set(range(40, 60)) <= kept  # then the newest 20 of the rest
 
 
-def test_univariate_constant_liar_variant_compiles_once_and_stays_in_bounds():
+def test_univariate_constant_liar_portfolio_variant_compiles_once_and_stays_in_bounds():
     space = Space({"a": Float(0.0, 1.0), "n": Int(1, 9), "c": Categorical(["x", "y", "z"]),
                    "m": Float(0.0, 1.0, condition={"c": ["x", "y"]})})
-    s = tpe(space, 4, n_startup_trials=4, capacity=32, multivariate=False, constant_liar=True)
+    s = tpe(space, 4, n_startup_trials=4, capacity=32, multivariate=False, constant_liar=True,
+            gamma_spread=2.0)  # the wide-batch portfolio rule too: one l/g per row
     traces = []
     ask = jax.jit(lambda k, st: (traces.append(1), s.ask(k, st))[1])
     tell = jax.jit(s.tell)

@@ -12,11 +12,13 @@ ranks candidates like expected improvement (Bergstra et al. Sect. 4.1).
 Every other default is Optuna's (v5, one objective): 10 random start-up trials, multivariate
 kernels, prior weight 1, magic clip, ``consider_endpoints=False``, ``default_weights``; only
 ``n_ei_candidates`` differs for ``batch_size = 1`` (64 instead of 24, see
-``benchmarks/tpe_ablation.py``). Batches (``batch_size > 1``): by default a portfolio of
-below-group sizes, ``gamma(n) / 2`` to ``2 gamma(n)`` across the rows, each row with its own
-``l``/``g`` and 24 candidates; with ``constant_liar=True`` rows are chosen one after another and
-earlier rows join the above group, as Optuna treats running trials (measured worse in rounds
-of 32, so off; see ``tpe`` and ``benchmarks/tpe_ablation.py``).
+``benchmarks/tpe_ablation.py``). Batches: each row draws its own candidates; for
+``batch_size >= 32`` by default from a portfolio of below-group sizes, ``gamma(n) / 2`` to
+``2 gamma(n)`` across the rows, each row with its own ``l``/``g`` and 24 candidates (smaller
+batches: one shared ``l``/``g``, 64 candidates, as sequentially); with ``constant_liar=True``
+rows are chosen one after another and earlier rows join the above group, as Optuna treats
+running trials (measured worse in rounds of 32, so off; see ``tpe`` and
+``benchmarks/tpe_ablation.py``).
 
 Constraints (``num_constraints=k``): feasible trials rank before infeasible ones, which rank by
 total violation, so an infeasible trial joins the below group only when every feasible one is
@@ -43,6 +45,9 @@ from jaxhpo.strategies._parzen import (fit_parzen, log_pdf, log_pdf_marginal, pa
                                        sample, snap)
 
 _BIG = 2**30
+# Batches of at least this many rows default to the gamma_spread portfolio and 24 candidates
+# (measured better at q = 32, worse at q = 8; see tpe's docstring).
+_WIDE_BATCH = 32
 
 
 @struct.dataclass
@@ -144,12 +149,13 @@ def tpe(space, batch_size: int, *, n_startup_trials: int = 10,
       batch_size: proposals per ``ask``; each row draws its own candidates.
       n_startup_trials: proposals are uniform random while their trial number (trials told
         before the ``ask`` + row) is below this.
-      n_ei_candidates: draws from ``l(x)`` scored per proposal. Default (``None``): 64 for
-        ``batch_size = 1``, 24 (Optuna's) for batches. Sequentially 64 (more exploitation) gave
-        lower regret at 100 evaluations on Hartmann6 (and no worse on Ackley-5, Levy-4) over
-        held-out seeds, and no clear difference on Branin; in rounds of 32 fewer candidates
-        (more diverse rows) did better, 24 than 64 on all four (see
-        ``benchmarks/tpe_ablation.py``); pass 24 for Optuna's behaviour.
+      n_ei_candidates: draws from ``l(x)`` scored per proposal. Default (``None``): 64, or 24
+        (Optuna's) for ``batch_size >= 32``. Sequentially 64 (more exploitation) gave lower
+        regret at 100 evaluations on Hartmann6 (and no worse on Ackley-5, Levy-4) over
+        held-out seeds, and no clear difference on Branin, as it did in rounds of 8 (128
+        evaluations); in rounds of 32 (256 evaluations) fewer candidates (more diverse rows)
+        did better, 24 than 64 on all four (see ``benchmarks/tpe_ablation.py``); pass 24 for
+        Optuna's behaviour.
       gamma, gamma_max: the below group has ``min(ceil(gamma * n), gamma_max)`` trials.
       multivariate: joint kernels over all coordinates (Optuna's default for one objective
         since v5; Falkner et al. 2018) instead of one independent estimator per coordinate.
@@ -159,11 +165,16 @@ def tpe(space, batch_size: int, *, n_startup_trials: int = 10,
         ``tpe`` with 12, 24 or 64 candidates on 3-4 of Hartmann-6, Ackley-5, Levy-4, Branin.
       gamma_spread: batch rule: row ``b`` of an ``ask`` fits its own ``l``/``g`` with a below
         group of ``gamma(n) * gamma_spread ** t_b`` trials, ``t_b`` evenly spaced in
-        ``[-1, 1]`` (a portfolio from exploiting rows, with half the usual group, to exploring
-        ones, with twice; Watanabe 2023 Sect. 4.1 on how gamma trades the two). ``1``: every row
-        uses ``gamma(n)``. Default (``None``): 1 for ``batch_size = 1``, 2 for batches, which
-        lowered the median regret at 256 evaluations in rounds of 32 on all four test
-        functions above, to below Optuna's (constant liar, asked 32 at a time).
+        ``[-1, 1]``: a portfolio from exploiting rows (half the usual group, ``l`` on the very
+        best trials) to exploring ones (twice). This is jaxhpo's own rule, measured, not a
+        published one; Watanabe (2023) discusses how gamma trades exploitation for exploration.
+        ``1``: every row uses ``gamma(n)`` and one shared ``l``/``g``. Default (``None``): 2 for
+        ``batch_size >= 32``, else 1. At 256 evaluations in rounds of 32 on 20 held-out seeds
+        it (with 24 candidates) lowered the median regret on Hartmann-6, Ackley-5, Levy-4 and
+        Branin, to below Optuna's TPE (constant liar, asked 32 at a time); in rounds of 8 (128
+        evaluations) it raised it on Hartmann-6 (0.11-0.17 against 0.047 for the sequential
+        defaults), so smaller batches keep those (``benchmarks/tpe_ablation.py``; batch sizes
+        between 8 and 32 were not measured).
       prior_weight, magic_clip, consider_endpoints: Parzen estimator settings (Optuna: 1.0,
         True, False), see ``fit_parzen``.
       capacity: observation buffer size (static); at least ``batch_size + gamma_max``.
@@ -193,8 +204,9 @@ def tpe(space, batch_size: int, *, n_startup_trials: int = 10,
     """
     d = check_space(space)
     B = check_population_size(batch_size, "batch_size")
+    wide = B >= _WIDE_BATCH
     if n_ei_candidates is None:
-        n_ei_candidates = 64 if B == 1 else 24
+        n_ei_candidates = 24 if wide else 64
     for name, v, lo in [("n_startup_trials", n_startup_trials, 0),
                         ("n_ei_candidates", n_ei_candidates, 1), ("gamma_max", gamma_max, 1),
                         ("capacity", capacity, 1), ("num_constraints", num_constraints, 0)]:
@@ -204,7 +216,7 @@ def tpe(space, batch_size: int, *, n_startup_trials: int = 10,
     if capacity < B + gamma_max:
         raise ValueError(f"capacity must be >= batch_size + gamma_max = {B + gamma_max}, got "
                          f"{capacity}; raise capacity")
-    gamma_spread = (1.0 if B == 1 else 2.0) if gamma_spread is None else gamma_spread
+    gamma_spread = (2.0 if wide else 1.0) if gamma_spread is None else gamma_spread
     check_real(gamma_spread, "gamma_spread", 1.0)
     liar = constant_liar
     spec = parzen_spec(space)
@@ -272,7 +284,7 @@ def tpe(space, batch_size: int, *, n_startup_trials: int = 10,
             return liar_rows(lambda b: l_est, cands, above, state)
         # A portfolio of below-group sizes across the rows: row b's group is
         # n_below * gamma_spread ** t_b, t_b evenly spaced in [-1, 1] (small groups exploit,
-        # large ones explore; Watanabe 2023 Sect. 4.1 on gamma), each row its own l and g.
+        # large ones explore), each row its own l and g.
         n_below = _n_below(jnp.sum(state.valid), gamma, gamma_max)
         t = jnp.linspace(-1.0, 1.0, B)
         n_rows = jnp.maximum(jnp.round(n_below * gamma_spread ** t), 1).astype(jnp.int32)
