@@ -6,12 +6,12 @@ hyperparameters on a schedule (MAP, multi-start L-BFGS warm-started from the pre
 update, :func:`jaxhpo.gp.append_rows`, ``O(q C^2)``) instead of refactoring (``O(C^3)``).
 Each ``ask`` proposes from the model (:mod:`jaxhpo.strategies._gp_bo_propose`) once
 ``num_initial`` scrambled Halton points are in. Failed trials (NaN/inf fitness) are kept out
-of the objective's GP; "side" GPs over every told row model each constraint (``num_constraints``)
-and, once a trial has failed, the failure indicator, and weight the acquisition by the
-probability of feasibility and success (Gardner et al. 2014; Gelbart et al. 2014). Pure functions over a
-static :class:`GPBOConfig` and the :class:`GPBOState`; the GP runs in float64
-(:mod:`jaxhpo.gp._precision`), the state holds float32 observations and its float64 arrays as
-``uint32`` bit pairs: no float64 leaf.
+of the objective's GP; "side" GPs over every told row model each constraint
+(``num_constraints``) and, once a trial has failed, the failure indicator, and weight the
+acquisition by the probability of feasibility and success (Gardner et al. 2014; Gelbart et
+al. 2014). Pure functions over a static :class:`GPBOConfig` and the :class:`GPBOState`; the
+GP runs in float64 (:mod:`jaxhpo.gp._precision`), the state holds float32 observations and its
+float64 arrays as ``uint32`` bit pairs: no float64 leaf.
 
 References:
   Jones, Schonlau & Welch, "Efficient global optimization of expensive black-box functions",

@@ -15,7 +15,8 @@ and the raw candidates:
 
   and the incumbent becomes ``min(best, mu(p_j))``. Every step costs ``O(N (C + q))`` for a
   pool of ``N`` candidates and ``C`` observations — no refit, no new Cholesky factor;
-* Thompson sampling: ``q`` joint posterior draws over a candidate subset, the minimizer of each.
+* Thompson sampling: ``q`` joint posterior draws over a candidate subset, the minimizer of each
+  (with ``thompson_fraction``, that share of a kriging-believer batch; Kandasamy et al. 2018).
 
 Constraints and failures: the acquisition is weighted by the probability that a point is
 feasible and does not fail, ``prod_j P(c_j(x) <= t_j)`` from one GP per constraint (``t = 0``,
