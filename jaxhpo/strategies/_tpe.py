@@ -193,6 +193,9 @@ def tpe(space, batch_size: int, *, n_startup_trials: int = 10,
       >>> state = s.init(jax.random.key(0))
       >>> x, state = s.ask(jax.random.key(1), state)          # f32[1, d]
       >>> state = s.tell(state, x, fitness)
+      >>> c = jaxhpo.strategies.tpe(space, 32, num_constraints=1)  # batch portfolio, constraints
+      >>> x, st = c.ask(jax.random.key(2), c.init(jax.random.key(0)))   # f32[32, d]
+      >>> st = c.tell(st, x, fitness32, constraint_values)  # f32[32, 1], feasible when <= 0
 
     References:
       J. Bergstra et al., "Algorithms for Hyper-Parameter Optimization", NeurIPS 2011.
