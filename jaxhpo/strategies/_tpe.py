@@ -142,7 +142,8 @@ def tpe(space, batch_size: int, *, n_startup_trials: int = 10,
         constant_liar: bool = False, prior_weight: float = 1.0, magic_clip: bool = True,
         consider_endpoints: bool = False, capacity: int = 1024,
         num_constraints: int = 0, gamma_spread: float | None = None) -> Strategy:
-    """TPE with Optuna's defaults, as a fixed-shape jitted strategy.
+    """TPE (Optuna's estimator and settings, except where measured better below), as a
+    fixed-shape jitted strategy.
 
     Args:
       space: the search space (float, log, int, categorical and conditional parameters).
