@@ -164,14 +164,22 @@ def _gp_speed(d):
         if opt:
             val += f"; Optuna GPSampler {_g(opt)} ms ({_g(opt / q1['ask_ms'])}×)"
         out.append((f"GP-BO ask at {n} observations", val))
+    for n, r in d.get("rounds", {}).items():  # --rounds: whole rounds of 32 (ask + tell)
+        q = r.get("q32_rounds", {})
+        out.append((f"GP-BO round of 32 (ask + tell) at {n} observations",
+                    f"mean {_g(q.get('mean_s'))} s, max {_g(q.get('max_s'))} s"))
     return out
 
 
 def _tpe_speed(d):
-    return [(f"TPE ask at {n} observations",
-             f"q=1 {_g(1e3 * r['jaxhpo_q1_s'])} ms, q=8 {_g(1e3 * r['jaxhpo_q8_s'])} ms; "
-             f"Optuna TPESampler {_g(1e3 * r['optuna_s'])} ms")
-            for n, r in d.get("results", {}).items()]
+    out = []
+    for n, r in d.get("results", {}).items():
+        batch = [f"q={k[len('jaxhpo_q'):-2]} {_g(1e3 * v)} ms" for k, v in r.items()
+                 if k.startswith("jaxhpo_q") and k.endswith("_s") and k != "jaxhpo_q1_s"]
+        out.append((f"TPE ask at {n} observations",
+                    ", ".join([f"q=1 {_g(1e3 * r['jaxhpo_q1_s'])} ms"] + batch)
+                    + f"; Optuna TPESampler {_g(1e3 * r['optuna_s'])} ms per ask"))
+    return out
 
 
 def _evolution(d):
