@@ -154,3 +154,14 @@ def as_key(key, arg: str = "key") -> jax.Array:
     raise TypeError(
         f"{arg} must be an int seed or a single JAX PRNG key (jax.random.key(0)), got {key!r}"
     )
+
+
+def check_params(space, params) -> list[str]:
+    """``params`` (a name or a list of names) as a list, each a parameter of ``space``."""
+    if isinstance(params, str):
+        params = [params]
+    params = list(params)
+    bad = [p for p in params if p not in space.names]
+    if bad or not params:
+        raise ValueError(f"params {bad or params} are not in the space {list(space.names)}")
+    return params

@@ -50,7 +50,7 @@ import jax.numpy as jnp
 import numpy as np
 
 from jaxhpo._space import CATEGORICAL, INT
-from jaxhpo._validate import check_bool, check_choice, check_int, check_real
+from jaxhpo._validate import check_bool, check_choice, check_int, check_params, check_real
 
 METHODS = ("fanova", "ped_anova", "gp_sobol")
 
@@ -104,7 +104,7 @@ def importance(run, method: str = "ped_anova", *, params=None, objective=0, spac
     view = as_run(run, space)
     sp = need_space(view, "importance")
     h = view.history
-    names = list(sp.names) if params is None else _check_params(sp, params)
+    names = list(sp.names) if params is None else check_params(sp, params)
     j = objective_index(h, objective)
     trials = [t for t in ok_trials(h) if len(t.x) == sp.dim]
     need = 3 if method == "gp_sobol" else 2
@@ -137,16 +137,6 @@ def importance(run, method: str = "ped_anova", *, params=None, objective=0, spac
         vals = vals / tot if tot > 0 else np.full(len(names), 1.0 / len(names))
     order = sorted(range(len(names)), key=lambda i: -vals[i])
     return {names[i]: float(vals[i]) for i in order}
-
-
-def _check_params(sp, params) -> list[str]:
-    if isinstance(params, str):
-        params = [params]
-    params = list(params)
-    bad = [p for p in params if p not in sp.names]
-    if bad or not params:
-        raise ValueError(f"params {bad or params} are not in the space {list(sp.names)}")
-    return params
 
 
 def _bins(sp) -> np.ndarray:

@@ -10,7 +10,8 @@ import numpy as np
 from jaxhpo._history import DIVERGED, FAILED, OK, STOPPED
 from jaxhpo._space import Categorical
 from jaxhpo.plot._inputs import as_run, mpl, need_space, read_benchmark, regret_bands
-from jaxhpo.plot._trials import _check_params, _fig_ax, _grid, log_axis
+from jaxhpo._validate import check_params
+from jaxhpo.plot._trials import _fig_ax, _grid, log_axis
 
 
 # ---------------------------------------------------------------------------- regret
@@ -193,7 +194,7 @@ def pbt_schedules(run, *, params=None, members=None, max_steps=None, fig=None, s
     if not sched:
         raise ValueError("no PBT schedules in this run: they come with the TuneResult of "
                          "jaxhpo.tune(..., schedulers.PBT(...)) and with its journal")
-    names = list(sp.names) if params is None else _check_params(sp, params)
+    names = list(sp.names) if params is None else check_params(sp, params)
     mem = sorted(sched) if members is None else list(members)
     bad = [m for m in mem if m not in sched]
     if bad:

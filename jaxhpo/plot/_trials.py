@@ -13,6 +13,7 @@ import numpy as np
 
 from jaxhpo._history import DIVERGED, FAILED, OK, STOPPED, pareto_mask
 from jaxhpo._space import Categorical, Float, Int
+from jaxhpo._validate import check_params
 from jaxhpo.plot._inputs import (as_run, mpl, need_space, objective_index, ok_trials,
                                  values_of)
 
@@ -234,16 +235,6 @@ def parallel_coordinates(run, *, params=None, objective=0, ax=None, space=None, 
     return fig
 
 
-def _check_params(sp, params):
-    if isinstance(params, str):
-        params = [params]
-    params = list(params)
-    bad = [p for p in params if p not in sp.names]
-    if bad or not params:
-        raise ValueError(f"params {bad or params} are not in the space {list(sp.names)}")
-    return params
-
-
 # ---------------------------------------------------------------------------- slices
 def _per_param(run, space, params, objective, plot_name):
     """What the per-parameter plots share: the space, history, parameter names, objective
@@ -251,7 +242,7 @@ def _per_param(run, space, params, objective, plot_name):
     view = as_run(run, space)
     sp = need_space(view, plot_name)
     h = view.history
-    names = list(sp.names) if params is None else _check_params(sp, params)
+    names = list(sp.names) if params is None else check_params(sp, params)
     j = objective_index(h, objective)
     trials = ok_trials(h)
     if not trials:
