@@ -223,47 +223,75 @@ def refit(cfg: GPBOConfig, params, x, y, mask, draws, restarts: int | None = Non
                   min_noise=cfg.min_noise if min_noise is None else min_noise)
 
 
-def updated(cfg: GPBOConfig, post_packed, refresh, full, incr) -> gp.Posterior:
-    """The factored posterior (packed): ``full()`` when ``refresh`` (new hyperparameters or a
-    reordered buffer), else ``incr(unpacked)`` (rows appended to the factor, see
-    :func:`jaxhpo.gp.append_rows`), falling back to ``full()`` if that is not finite."""
+KEEP, FULL, APPEND = 0, 1, 2  # what a tell does to a GP's factor
+
+
+def refreshed(cfg: GPBOConfig, post_packed, params, x, y, mask, noise, start, mode):
+    """The factored posterior (packed) after a tell: kept (``KEEP``), refactored (``FULL``:
+    new hyperparameters or a reordered buffer) or with the told rows appended to the factor
+    (``APPEND``, see :func:`jaxhpo.gp.append_rows`), refactored if that is not finite."""
+    ft = cfg.gp_dtype
+    x, y = x.astype(ft), y.astype(ft)
     if not cfg.incremental:
-        return full()
+        mode = jnp.where(mode == APPEND, FULL, mode)
+    old = precision.unpack(post_packed)
+    post = jax.lax.cond(mode == APPEND,
+                        lambda p: gp.append_rows(p, x, y, mask, start, cfg.q), lambda p: p, old)
+    redo = (mode == FULL) | ((mode == APPEND) & ~jnp.all(jnp.isfinite(post.alpha)))
+    return jax.lax.cond(redo, lambda _: precision.pack(gp.posterior(params, x, y, mask, cfg.spec,
+                                                                    noise)),
+                        lambda _: precision.pack(post), None)
 
-    def incremental(_):
-        post = incr(precision.unpack(post_packed))
-        return jax.lax.cond(jnp.all(jnp.isfinite(post.alpha)),
-                            lambda: precision.pack(post), full)
 
-    return jax.lax.cond(refresh, lambda _: full(), incremental, None)
+def refit_all(cfg: GPBOConfig, state: GPBOState, xb, yb, sb, cb, due, appended, draws,
+              side_draws):
+    """Hyperparameters and factors of the objective's GP and the side GPs after a tell, as one
+    ``lax.scan`` over the GPs (each traced and compiled once, whatever their number).
 
+    The objective's GP is refitted when ``due`` and otherwise gets the told rows appended. The
+    side GPs (over every told row) are refitted when the objective is or when they just switched
+    on, otherwise get rows appended, and stay as they are while inactive. ``draws``: the
+    objective's prior draws and the ``f32[C]`` uniforms that pick a fit's subset;
+    ``side_draws``: ``[m]`` prior draws. Returns packed ``(params, post, side_params,
+    side_post)``."""
+    redo = due | ~appended
+    ys, masks = [yb[None]], [(sb == OK)[None]]
+    fit, mode = [due[None]], [jnp.where(redo, FULL, APPEND)[None]]
+    params, posts, prior = state.params, state.post, draws[0]
+    m = cfg.num_side
+    if m:
+        side_y, told = side_targets(cfg, cb, sb)
+        on, was_on = side_active(cfg, sb), side_active(cfg, state.status)
+        fit_side = on & (due | ~was_on)
+        ys.append(side_y.T)
+        masks.append(jnp.broadcast_to(told, (m,) + told.shape))
+        fit.append(jnp.broadcast_to(fit_side, (m,)))
+        mode.append(jnp.broadcast_to(
+            jnp.where(on, jnp.where(fit_side | ~appended, FULL, APPEND), KEEP), (m,)))
+        stack = lambda a, b: jnp.concatenate([a[None], b])  # noqa: E731
+        params, posts = (jax.tree.map(stack, a, b) for a, b in
+                         ((state.params, state.side_params), (state.post, state.side_post)))
+        prior = jax.tree.map(stack, prior, side_draws)
+    else:
+        params, posts, prior = jax.tree.map(lambda a: a[None], (params, posts, prior))
+    count = state.count
+    with precision.scope(cfg.float64):
+        noise = jnp.asarray([cfg.min_noise] + [side_noise(cfg)] * m, cfg.gp_dtype)
 
-def tell_side(cfg: GPBOConfig, state: GPBOState, xb, sb, cb, due, appended, draws):
-    """The side GPs after a tell: refitted (as the objective's, from their previous fit, the
-    prior mode and prior draws) when the objective is or when they just switched on, otherwise
-    rows appended to their factors; untouched while inactive. ``draws``: ``[m]`` prior draws
-    and the subset uniforms."""
-    ys, told = side_targets(cfg, cb, sb)
-    was_on = side_active(cfg, state.status)
-    ft, q = cfg.gp_dtype, cfg.q
-    prior_draws, u_sub = draws
+        def one(_, gp_in):
+            p, post, y, mask, nz, pr, fit_j, mode_j = gp_in
+            p = jax.lax.cond(fit_j, lambda p: refit(cfg, p, xb, y, mask, (pr, draws[1]),
+                                                    min_noise=nz),
+                             lambda p: p, precision.unpack(p))
+            post = refreshed(cfg, post, p, xb, y, mask, nz, count, mode_j)
+            return None, (precision.pack(p), post)
 
-    def active(_):
-        fit_now = due | ~was_on
-        params = precision.unpack(state.side_params)
-        params = jax.lax.cond(fit_now, lambda p: jax.vmap(
-            lambda pj, yj, dj: refit(cfg, pj, xb, yj, told, (dj, u_sub),
-                                     min_noise=side_noise(cfg))
-        )(p, ys.T, prior_draws), lambda p: p, params)
-        post = updated(
-            cfg, state.side_post, fit_now | ~appended,
-            lambda: factor_side(cfg, params, xb, ys, told),
-            lambda p: jax.vmap(lambda pj, yj: gp.append_rows(
-                pj, xb.astype(ft), yj.astype(ft), told, state.count, q))(p, ys.T))
-        return precision.pack(params), post
-
-    return jax.lax.cond(side_active(cfg, sb), active,
-                        lambda _: (state.side_params, state.side_post), None)
+        _, (params, posts) = jax.lax.scan(one, None, (
+            params, posts, jnp.concatenate(ys), jnp.concatenate(masks), noise, prior,
+            jnp.concatenate(fit), jnp.concatenate(mode)))
+    first = lambda t: jax.tree.map(lambda a: a[0], t)  # noqa: E731
+    rest = lambda t: jax.tree.map(lambda a: a[1:], t) if m else None  # noqa: E731
+    return first(params), first(posts), rest(params), rest(posts)
 
 
 def tell(cfg: GPBOConfig, state: GPBOState, x, fitness, constraints=None) -> GPBOState:
@@ -285,19 +313,8 @@ def tell(cfg: GPBOConfig, state: GPBOState, x, fitness, constraints=None) -> GPB
              jax.random.uniform(k_sub, (xb.shape[0],), jnp.float32))  # outside the scope
     side_draws = jax.vmap(lambda k: gp.sample_prior(k, cfg.d, n_draws, jnp.float32))(
         jax.random.split(k_side, max(cfg.num_side, 1)))
-    side_params, side_post = state.side_params, state.side_post
-    ft = cfg.gp_dtype
-    with precision.scope(cfg.float64):
-        params = jax.lax.cond(due, lambda p: refit(cfg, p, xb, yb, mask, draws),
-                              lambda p: p, precision.unpack(state.params))
-        post = updated(cfg, state.post, due | ~appended,
-                       lambda: factor(cfg, params, xb, yb, sb),
-                       lambda p: gp.append_rows(p, xb.astype(ft), yb.astype(ft), mask,
-                                                state.count, cfg.q))
-        params = precision.pack(params)
-        if cfg.num_side:
-            side_params, side_post = tell_side(cfg, state, xb, sb, cb, due, appended,
-                                               (side_draws, draws[1]))
+    params, post, side_params, side_post = refit_all(cfg, state, xb, yb, sb, cb, due, appended,
+                                                     draws, side_draws)
     feasible = ok & jnp.all(cv <= 0.0, axis=1)  # NaN constraint: violated
     fc = jnp.where(feasible, f, jnp.inf)
     i = jnp.argmin(fc)
