@@ -61,6 +61,11 @@ JAXHPO_STRATEGIES = {
     # half of each batch by Thompson sampling, half by kriging believer (an ablation)
     "gp_bo_ts": lambda space, batch: jaxhpo.strategies.gp_bo(space, batch,
                                                              thompson_fraction=0.5),
+    # uniform candidates inside a TuRBO trust region around the incumbent (Eriksson et al.
+    # 2019): gp_bo's default from batch 32 on; these arms force it on or off (ablations)
+    "gp_bo_tr": lambda space, batch: jaxhpo.strategies.gp_bo(space, batch, trust_region=True),
+    "gp_bo_no_tr": lambda space, batch: jaxhpo.strategies.gp_bo(space, batch,
+                                                                trust_region=False),
     "tpe": lambda space, batch: jaxhpo.strategies.tpe(space, batch),
 }
 

@@ -267,3 +267,48 @@ def test_disk_constrained_branin_converges_to_the_grid_optimum():
     assert opt <= best < opt + 0.25, (best, opt)
     np.testing.assert_allclose(float(state.best_fitness), best, rtol=1e-6)  # feasible only
     assert np.mean(c[-12:] <= 0) >= 0.5, c[-12:]
+
+
+def test_trust_region_follows_turbos_side_length_rule():
+    """Eriksson et al. 2019, Sect. 2: doubled after 3 successes in a row (at most 1.6), halved
+    after ceil(max(4, d) / q) failures in a row, reset to 0.8 below 2^-7."""
+    from types import SimpleNamespace
+
+    from jaxhpo.strategies._gp_bo import trust_region
+
+    def lengths(d, q, outcomes):
+        tr, out = jnp.asarray([0.8, 0.0, 0.0]), []
+        for ok in outcomes:
+            tr = trust_region(SimpleNamespace(d=d, q=q), tr, jnp.asarray(ok))
+            out.append(round(float(tr[0]), 6))
+        return out
+
+    # q = 32, d = 4: one failure halves
+    assert lengths(4, 32, [1, 1, 1, 1, 1, 1, 0, 1, 0] + [0] * 6) == [
+        0.8, 0.8, 1.6, 1.6, 1.6, 1.6, 0.8, 0.8, 0.4, 0.2, 0.1, 0.05, 0.025, 0.0125, 0.8]
+    # q = 1, d = 6: six failures in a row halve; a success in between resets the count
+    assert lengths(6, 1, [0] * 5 + [1] + [0] * 6) == [0.8] * 11 + [0.4]
+
+
+def test_trust_region_draws_the_uniform_candidates_inside_the_box():
+    """Box around the incumbent (0.9, 0.1) with side 0.2 * ls / geomean(ls), ls = (0.25, 1):
+    half-widths (0.05, 0.2), clipped to the cube: [0.85, 0.95] x [0, 0.3]; without the trust
+    region the same candidates span the cube."""
+    import inspect
+
+    from jaxhpo.strategies._gp_bo_propose import candidates
+
+    def uniform_half(trust):
+        s = gp_bo(square(2), 4, num_candidates=256, trust_region=trust)
+        cfg = inspect.getclosurevars(s.init).nonlocals["cfg"]
+        st = s.init(jax.random.key(0)).replace(best_x=jnp.asarray([0.9, 0.1]),
+                                               tr=jnp.asarray([0.2, 0.0, 0.0]))
+        xc = candidates(cfg, jax.random.key(1), st, jnp.asarray([0.25, 1.0]))
+        return np.asarray(xc[:128])
+
+    x = uniform_half(True)
+    assert np.all((x[:, 0] >= 0.85 - 1e-6) & (x[:, 0] <= 0.95 + 1e-6)), x[:, 0].min()
+    assert np.all(x[:, 1] <= 0.3 + 1e-6)
+    assert x[:, 0].max() - x[:, 0].min() > 0.08 and x[:, 1].max() > 0.27
+    x = uniform_half(False)
+    assert x.min(axis=0).max() < 0.05 and x.max(axis=0).min() > 0.95

@@ -5,7 +5,8 @@ hyperparameters on a schedule (MAP, multi-start L-BFGS warm-started from the pre
 :mod:`jaxhpo.gp`); between refits it appends the new rows to the Cholesky factor (a block
 update, :func:`jaxhpo.gp.append_rows`, ``O(q C^2)``) instead of refactoring (``O(C^3)``).
 Each ``ask`` proposes from the model (:mod:`jaxhpo.strategies._gp_bo_propose`) once
-``num_initial`` scrambled Halton points are in. Failed trials (NaN/inf fitness) are kept out
+``num_initial`` scrambled Halton points are in (for batches of 32 or more, drawing its uniform
+candidates inside a TuRBO trust region around the incumbent). Failed trials (NaN/inf fitness) are kept out
 of the objective's GP; "side" GPs over every told row model each constraint
 (``num_constraints``) and, once a trial has failed, the failure indicator, and weight the
 acquisition by the probability of feasibility and success (Gardner et al. 2014; Gelbart et
@@ -71,6 +72,7 @@ class GPBOConfig(NamedTuple):
     min_success: float  # soft floor of the probability of success
     thompson_batch: int  # batch members drawn by Thompson sampling (the rest: believer)
     incremental: bool  # append rows to the factor between refits (else refactor every tell)
+    trust_region: bool  # uniform candidates inside a TuRBO trust region around the incumbent
 
     @property
     def num_side(self) -> int:
@@ -94,6 +96,7 @@ class GPBOState:
     c: jax.Array  # f32[C, k]  constraint values as told (NaN: violated)
     side_params: gp.GPParams  # [m] side GPs' hyperparameters (constraints, failure), packed
     side_post: gp.Posterior  # [m] their posteriors over every told row, packed
+    tr: jax.Array  # f32[3]  trust region: side length, successes and failures in a row
 
 
 def factor(cfg: GPBOConfig, params: gp.GPParams, x, y, status) -> gp.Posterior:
@@ -154,7 +157,25 @@ def init(cfg: GPBOConfig, key: jax.Array) -> GPBOState:
     zero = jnp.zeros((), jnp.int32)
     return GPBOState(x, y, status, zero, zero, params, post, k_fit, cfg.warmup.init(k_warm),
                      jnp.full((cfg.d,), 0.5, jnp.float32), jnp.float32(np.finfo(np.float32).max),
-                     c, side_params, side_post)
+                     c, side_params, side_post, jnp.asarray([TR_INIT, 0.0, 0.0], jnp.float32))
+
+
+TR_INIT, TR_MIN, TR_MAX, TR_SUCCESSES = 0.8, 0.5**7, 1.6, 3  # Eriksson et al. 2019, Sect. 2
+_TR_BATCH = 32  # batches of at least this size default to the trust region
+
+
+def trust_region(cfg: GPBOConfig, tr: jax.Array, improved: jax.Array) -> jax.Array:
+    """TuRBO's side-length rule (Eriksson, Pearce, Gardner, Turner & Poloczek, "Scalable
+    global optimization via local Bayesian optimization", NeurIPS 2019): doubled (at most
+    ``TR_MAX``) after ``TR_SUCCESSES`` improving batches in a row, halved after
+    ``ceil(max(4, d) / q)`` failing ones, back to ``TR_INIT`` below ``TR_MIN``."""
+    length, succ, fail = tr[0], tr[1], tr[2]
+    succ, fail = jnp.where(improved, succ + 1, 0.0), jnp.where(improved, 0.0, fail + 1)
+    grow, shrink = succ >= TR_SUCCESSES, fail >= float(-(-max(4, cfg.d) // cfg.q))
+    length = jnp.where(grow, jnp.minimum(2 * length, TR_MAX), length)
+    length = jnp.where(shrink, length / 2, length)
+    length = jnp.where(length < TR_MIN, TR_INIT, length)
+    return jnp.stack([length, jnp.where(grow, 0.0, succ), jnp.where(shrink, 0.0, fail)])
 
 
 def reserve(cfg: GPBOConfig, state: GPBOState, n: int) -> GPBOState:
@@ -319,10 +340,14 @@ def tell(cfg: GPBOConfig, state: GPBOState, x, fitness, constraints=None) -> GPB
     fc = jnp.where(feasible, f, jnp.inf)
     i = jnp.argmin(fc)
     better = fc[i] < state.best_fitness
+    tr = state.tr
+    if cfg.trust_region:
+        best = state.best_fitness
+        tr = trust_region(cfg, tr, fc[i] < best - 1e-3 * jnp.abs(best))
     return state.replace(x=xb, y=yb, status=sb, c=cb, count=state.count + cfg.q,
                          fitted_at=jnp.where(due, n_ok, state.fitted_at), params=params,
                          post=post, key=key, side_params=side_params, side_post=side_post,
-                         best_x=jnp.where(better, x[i], state.best_x),
+                         best_x=jnp.where(better, x[i], state.best_x), tr=tr,
                          best_fitness=jnp.where(better, fc[i], state.best_fitness))
 
 
@@ -345,7 +370,8 @@ def gp_bo(space, batch_size: int = 1, *, acquisition: str = "logei",
           refit_below: int = 64, refit_growth: float = 0.25, fit_capacity: int = 128,
           float64: bool = True, ask_float64: bool = False, batch_pool: int = 256,
           num_constraints: int = 0, failure_model: bool = True, min_success: float = 0.8,
-          incremental: bool = True, thompson_fraction: float = 0.0) -> Strategy:
+          incremental: bool = True, thompson_fraction: float = 0.0,
+          trust_region: bool | None = None) -> Strategy:
     """GP-based Bayesian optimization proposing ``batch_size`` points per ``ask``.
 
     Args:
@@ -406,6 +432,16 @@ def gp_bo(space, batch_size: int = 1, *, acquisition: str = "logei",
       incremental: between hyperparameter refits, append the told rows to the Cholesky factor
         (a block update, ``O(q C^2)``; see :func:`jaxhpo.gp.append_rows`) instead of
         refactoring (``O(C^3)``).
+      trust_region: draw the uniform half of the candidates inside a box around the
+        incumbent instead of the whole cube, with TuRBO's side length (``0.8`` at first,
+        doubled after 3 improving batches in a row, halved after ``ceil(max(4, d) / q)``
+        batches without improvement, reset below ``2^-7``) scaled per coordinate by the
+        lengthscales over their geometric mean (Eriksson, Pearce, Gardner, Turner & Poloczek,
+        "Scalable global optimization via local Bayesian optimization", NeurIPS 2019). The
+        GP stays global and the local half of the candidates is unchanged. ``None``
+        (default): on for batches of 32 or more (measured at q = 32, 256 evaluations, 10
+        seeds: Levy-4 0.138 vs 0.741, Ackley-5 5.09 vs 5.76, Branin and Hartmann-6 at the
+        same level; ``benchmarks/README.md``), off below.
 
     Returns:
       A :class:`jaxhpo.Strategy` with a ``reserve`` function.
@@ -436,7 +472,7 @@ def gp_bo(space, batch_size: int = 1, *, acquisition: str = "logei",
         check_bool(failure_model, "failure_model"),
         check_real(min_success, "min_success", 0.0, 1.0, low_open=True),
         min(int(q * check_real(thompson_fraction, "thompson_fraction", 0.0, 1.0)), q - 1),
-        check_bool(incremental, "incremental"))
+        check_bool(incremental, "incremental"), q >= _TR_BATCH if trust_region is None else check_bool(trust_region, "trust_region"))
     return Strategy(_bind(init, cfg), _bind(ask, cfg), _bind(tell, cfg), q, d, "gp_bo",
                     reserve=_bind(reserve, cfg), num_constraints=cfg.num_constraints)
 

@@ -55,10 +55,10 @@ def prepare(cfg, x: jax.Array) -> jax.Array:
 
 
 def candidates(cfg, key: jax.Array, state, lengthscale: jax.Array) -> jax.Array:
-    """The pool ``f32[num_candidates, d]``: uniform points, then the best 5 OK (feasible first)
-    observations
-    moved on the scale of ``lengthscale: f32[d]`` (discrete coordinates resampled with
-    probability ``1 / d``). Drawn in float32, outside the precision scope."""
+    """The pool ``f32[num_candidates, d]``: uniform points (with ``trust_region``, uniform in
+    TuRBO's box around the incumbent), then the best 5 OK (feasible first) observations moved on
+    the scale of ``lengthscale: f32[d]`` (discrete coordinates resampled with probability
+    ``1 / d``). Drawn in float32, outside the precision scope."""
     n_l = cfg.num_candidates // 2
     n_u, d, f32 = cfg.num_candidates - n_l, cfg.d, jnp.float32
     k_u, k_par, k_step, k_len, k_flip, k_new = jax.random.split(key, 6)
@@ -74,6 +74,11 @@ def candidates(cfg, key: jax.Array, state, lengthscale: jax.Array) -> jax.Array:
     local = jnp.where(cfg.discrete, jnp.where(flip, fresh, parent),
                       parent + jnp.clip(0.2 * lengthscale, 1e-3, 0.2) * noise)
     uniform = jax.random.uniform(k_u, (n_u, d), f32)
+    if cfg.trust_region:  # TuRBO's box: side tr * ls / geomean(ls) around the incumbent
+        w = lengthscale / jnp.exp(jnp.mean(jnp.log(lengthscale)))
+        half = 0.5 * state.tr[0] * w
+        lo = jnp.clip(state.best_x - half, 0.0, 1.0)
+        uniform = lo + (jnp.clip(state.best_x + half, 0.0, 1.0) - lo) * uniform
     return prepare(cfg, jnp.clip(jnp.concatenate([uniform, local]), 0.0, 1.0))
 
 
