@@ -447,6 +447,15 @@ def _check_resumed(jr: Journal, head: dict, existed: bool):
             raise ValueError(
                 f"cannot resume: the journal's run has constraints {old.get(k) or []} but this "
                 f"run {v or []}; resume with the same constraints= or use a new journal")
+        added = (sorted(set(v) - set(old.get(k) or {})) if k.endswith("_config")
+                 and isinstance(v, dict) and isinstance(old.get(k), dict) else [])
+        if added and all(old[k].get(n) == v.get(n) for n in old[k]):
+            raise ValueError(
+                f"cannot resume: journal {path!r} was written by an earlier jaxhpo whose "
+                f"{head.get(k.removesuffix('_config')) or k} had no setting {added}, and its "
+                "saved state does not carry what this version keeps for them: resume it with "
+                "the jaxhpo that wrote it, or start a new journal (its trials can still be read "
+                "with jaxhpo.plot.read_journal, and passed to a new run with warm_start=)")
         if k not in ("type", "version") and old.get(k) != v:
             raise ValueError(
                 f"cannot resume: the journal's {k} ({old.get(k)!r}) differs from this run's "

@@ -223,6 +223,15 @@ def test_resume_compares_strategy_settings_and_journal_version(tmp_path):
     old.write_text(json.dumps(head) + "\n" + "".join(lines[1:]))
     with pytest.raises(ValueError, match="journal version 1"):
         _py_run(str(old), gens=2, resume=True)
+    # a journal from a jaxhpo whose strategy lacked a setting added since (as gp_bo's
+    # trust_region): named, and the way out given, instead of "resume with the same settings"
+    del head["strategy_config"]["gamma"]
+    head["version"] = json.loads(lines[0])["version"]
+    older = tmp_path / "older.jsonl"
+    older.write_text(json.dumps(head) + "\n" + "".join(lines[1:]))
+    with pytest.raises(ValueError, match=r"earlier jaxhpo whose tpe had no setting \['gamma'\]"
+                       r".*warm_start="):
+        _py_run(str(older), gens=2, resume=True)
 
 
 def test_unwritable_journal_fails_before_any_evaluation(tmp_path, monkeypatch):
