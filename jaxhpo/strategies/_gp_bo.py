@@ -5,9 +5,9 @@ hyperparameters on a schedule (MAP, multi-start L-BFGS warm-started from the pre
 :mod:`jaxhpo.gp`); between refits it appends the new rows to the Cholesky factor (a block
 update, :func:`jaxhpo.gp.append_rows`, ``O(q C^2)``) instead of refactoring (``O(C^3)``).
 Each ``ask`` proposes from the model (:mod:`jaxhpo.strategies._gp_bo_propose`) once
-``num_initial`` scrambled Halton points are in (for batches of 32 or more, drawing its uniform
-candidates inside a TuRBO trust region around the incumbent). Failed trials (NaN/inf fitness) are kept out
-of the objective's GP; "side" GPs over every told row model each constraint
+``num_initial`` scrambled Halton points are in (for batches of 32 or more, drawing its
+uniform candidates inside a TuRBO trust region around the incumbent). Failed trials (NaN/inf
+fitness) are kept out of the objective's GP; "side" GPs over every told row model each constraint
 (``num_constraints``) and, once a trial has failed, the failure indicator, and weight the
 acquisition by the probability of feasibility and success (Gardner et al. 2014; Gelbart et
 al. 2014). Pure functions over a static :class:`GPBOConfig` and the :class:`GPBOState`; the
@@ -472,7 +472,8 @@ def gp_bo(space, batch_size: int = 1, *, acquisition: str = "logei",
         check_bool(failure_model, "failure_model"),
         check_real(min_success, "min_success", 0.0, 1.0, low_open=True),
         min(int(q * check_real(thompson_fraction, "thompson_fraction", 0.0, 1.0)), q - 1),
-        check_bool(incremental, "incremental"), q >= _TR_BATCH if trust_region is None else check_bool(trust_region, "trust_region"))
+        check_bool(incremental, "incremental"),
+        q >= _TR_BATCH if trust_region is None else check_bool(trust_region, "trust_region"))
     return Strategy(_bind(init, cfg), _bind(ask, cfg), _bind(tell, cfg), q, d, "gp_bo",
                     reserve=_bind(reserve, cfg), num_constraints=cfg.num_constraints)
 
