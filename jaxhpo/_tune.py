@@ -227,7 +227,8 @@ def tune(objective, space: Space, strategy: Strategy, scheduler, *, max_trials: 
     if not scheduler.python_ok:
         raise ValueError(f"scheduler {scheduler.name!r} pauses and resumes trials, which a "
                          f"Python objective cannot do; use ASHA(mode='stopping'), "
-                         f"MedianStopping or CurveStopping, or a jaxhpo.train.Trainer")
+                         f"MedianStopping or CurveStopping, or make it a training program "
+                         f"(jaxhpo.train.TrainingProgram, flax_program) or a jaxhpo.train.Trainer")
     workers = check_int(workers, "workers", 1)
     if executor is not None and not isinstance(executor, cf.Executor):
         raise TypeError(f"executor must be a concurrent.futures.Executor, got "
