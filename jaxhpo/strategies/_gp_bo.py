@@ -7,11 +7,11 @@ update, :func:`jaxhpo.gp.append_rows`, ``O(q C^2)``) instead of refactoring (``O
 Each ``ask`` proposes from the model (:mod:`jaxhpo.strategies._gp_bo_propose`) once
 ``num_initial`` scrambled Halton points are in (for batches of 32 or more, drawing its
 uniform candidates inside a TuRBO trust region around the incumbent). Failed trials (NaN/inf
-fitness) are kept out of the objective's GP; "side" GPs over every told row model each constraint
-(``num_constraints``) and, once a trial has failed, the failure indicator, and weight the
-acquisition by the probability of feasibility and success (Gardner et al. 2014; Gelbart et
-al. 2014). Pure functions over a static :class:`GPBOConfig` and the :class:`GPBOState`; the
-GP runs in float64 (:mod:`jaxhpo.gp._precision`), the state holds float32 observations and its
+fitness) are kept out of the objective's GP; "side" GPs over every told row model each
+constraint (``num_constraints``) and, once a trial has failed, the failure indicator, and
+weight the acquisition by the probability of feasibility and success (Gardner et al. 2014;
+Gelbart et al. 2014). Pure functions over a static :class:`GPBOConfig` and the
+:class:`GPBOState`; the GP runs in float64 (:mod:`jaxhpo.gp._precision`), the state holds float32 observations and its
 float64 arrays as ``uint32`` bit pairs: no float64 leaf.
 
 References:
@@ -225,12 +225,11 @@ def fit_due(cfg: GPBOConfig, n_ok: jax.Array, fitted_at: jax.Array) -> jax.Array
                           | (n_ok >= (1.0 + cfg.refit_growth) * fitted_at))
 
 
-def refit(cfg: GPBOConfig, params, x, y, mask, draws, restarts: int | None = None,
-          min_noise: float | None = None) -> gp.GPParams:
+def refit(cfg: GPBOConfig, params, x, y, mask, draws, min_noise) -> gp.GPParams:
     """MAP hyperparameters from the previous fit, the prior mode and prior draws (the first
-    ``restarts``, default ``num_restarts``), on at most ``fit_capacity`` random OK points
-    (subset of data, R&W Sect. 8.3.3). ``draws``: the prior draws and ``f32[C]`` uniforms that
-    pick the subset."""
+    ``num_restarts`` of these starts), on at most ``fit_capacity`` random rows of ``mask``
+    (subset of data, R&W Sect. 8.3.3), with noise floor ``min_noise``. ``draws``: the prior
+    draws and ``f32[C]`` uniforms that pick the subset."""
     prior_draws, u_sub = draws
     if x.shape[0] > cfg.fit_capacity:
         idx = jnp.argsort(jnp.where(mask, u_sub, 2.0))[:cfg.fit_capacity]
@@ -239,9 +238,8 @@ def refit(cfg: GPBOConfig, params, x, y, mask, draws, restarts: int | None = Non
     x, y = x.astype(ft), y.astype(ft)
     starts = jax.tree.map(lambda a, b, c: jnp.concatenate([a[None], b[None], c.astype(ft)]),
                           params, gp.GPParams.default(cfg.d, ft), prior_draws)
-    starts = jax.tree.map(lambda a: a[:restarts or cfg.num_restarts], starts)
-    return gp.fit(x, y, mask, cfg.spec, starts, num_steps=cfg.fit_steps,
-                  min_noise=cfg.min_noise if min_noise is None else min_noise)
+    starts = jax.tree.map(lambda a: a[:cfg.num_restarts], starts)
+    return gp.fit(x, y, mask, cfg.spec, starts, num_steps=cfg.fit_steps, min_noise=min_noise)
 
 
 KEEP, FULL, APPEND = 0, 1, 2  # what a tell does to a GP's factor
@@ -301,8 +299,7 @@ def refit_all(cfg: GPBOConfig, state: GPBOState, xb, yb, sb, cb, due, appended, 
 
         def one(_, gp_in):
             p, post, y, mask, nz, pr, fit_j, mode_j = gp_in
-            p = jax.lax.cond(fit_j, lambda p: refit(cfg, p, xb, y, mask, (pr, draws[1]),
-                                                    min_noise=nz),
+            p = jax.lax.cond(fit_j, lambda p: refit(cfg, p, xb, y, mask, (pr, draws[1]), nz),
                              lambda p: p, precision.unpack(p))
             post = refreshed(cfg, post, p, xb, y, mask, nz, count, mode_j)
             return None, (precision.pack(p), post)
