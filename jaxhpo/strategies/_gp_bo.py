@@ -11,8 +11,8 @@ fitness) are kept out of the objective's GP; "side" GPs over every told row mode
 constraint (``num_constraints``) and, once a trial has failed, the failure indicator, and
 weight the acquisition by the probability of feasibility and success (Gardner et al. 2014;
 Gelbart et al. 2014). Pure functions over a static :class:`GPBOConfig` and the
-:class:`GPBOState`; the GP runs in float64 (:mod:`jaxhpo.gp._precision`), the state holds float32 observations and its
-float64 arrays as ``uint32`` bit pairs: no float64 leaf.
+:class:`GPBOState`; the GP runs in float64 (:mod:`jaxhpo.gp._precision`), the state holds
+float32 observations and its float64 arrays as ``uint32`` bit pairs: no float64 leaf.
 
 References:
   Jones, Schonlau & Welch, "Efficient global optimization of expensive black-box functions",
