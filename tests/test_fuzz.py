@@ -711,9 +711,10 @@ def _run_cases():
 
 
 def _bad_tell(strategy):
-    state = strategy.init(jax.random.key(0))
-    x, state = strategy.ask(jax.random.key(1), state)
-    strategy.tell(state, x, jax.numpy.zeros((strategy.population_size + 1,)))
+    # the shape check comes first: no need to run init and ask (eagerly, they compile gp_bo)
+    x = jax.numpy.full((strategy.population_size, strategy.num_dims), 0.5)
+    strategy.tell(jax.eval_shape(strategy.init, jax.random.key(0)), x,
+                  jax.numpy.zeros((strategy.population_size + 1,)))
 
 
 RUN_CASES = _run_cases()

@@ -58,10 +58,11 @@ def test_buffer_doubles_with_log2_compilations_and_keeps_every_observation():
 def test_batch_of_64_is_distinct_inside_the_cube_and_cheap_to_grow():
     space = square(3)
     s = gp_bo(space, 64, **NO_FAILURES)
+    ask = jax.jit(s.ask)  # one program for the warm-up and the model-based batch
     state = s.init(jax.random.key(0))
-    x0, state = s.ask(jax.random.key(1), state)  # quasi-random warm-up
-    state = s.tell(state, x0, jnp.sum((x0 - 0.4) ** 2, axis=1))
-    x1, _ = jax.jit(s.ask)(jax.random.key(2), state)  # model-based batch
+    x0, state = ask(jax.random.key(1), state)  # quasi-random warm-up
+    state = jax.jit(s.tell)(state, x0, jnp.sum((x0 - 0.4) ** 2, axis=1))
+    x1, _ = ask(jax.random.key(2), state)  # model-based batch
     x1 = np.asarray(x1)
     assert x1.shape == (64, 3) and np.all((x1 >= 0) & (x1 <= 1))
     assert len(np.unique(np.round(x1, 6), axis=0)) == 64
@@ -146,7 +147,8 @@ def test_journal_round_trip_of_the_state_gives_the_same_proposals():
     xb, sb = jax.jit(s.ask)(jax.random.key(7), back)
     np.testing.assert_array_equal(np.asarray(xa), np.asarray(xb))
     f = jnp.sum(xa, axis=1)
-    for a, b in zip(_raw(s.tell(sa, xa, f)), _raw(s.tell(sb, xb, f))):
+    tell = jax.jit(s.tell)
+    for a, b in zip(_raw(tell(sa, xa, f)), _raw(tell(sb, xb, f))):
         assert a.dtype == b.dtype
         np.testing.assert_array_equal(a, b)
 
@@ -164,7 +166,8 @@ def _dtypes(tree):
 def test_no_float64_leaves_or_dtype_warnings_with_x64_off_and_same_dtypes_with_x64_on():
     """The float64 GP stays inside jaxhpo.gp._precision: with x64 off (the default) init, ask,
     tell and reserve, eager or jitted, warn about no dtype and return no float64 leaf; with x64
-    on the state has the same dtypes (no hidden precision switch)."""
+    on the state has the same dtypes (no hidden precision switch; traced with
+    ``jax.eval_shape``, which applies the same dtype rules as running it)."""
     import warnings
 
     assert not jax.config.read("jax_enable_x64")
@@ -173,11 +176,9 @@ def test_no_float64_leaves_or_dtype_warnings_with_x64_off_and_same_dtypes_with_x
     with warnings.catch_warnings():
         warnings.simplefilter("error")
         state = s.init(jax.random.key(0))
-        x, state = s.ask(jax.random.key(1), state)  # eager
-        state = s.tell(state, x, jnp.sum(x, axis=1))
-        x, state = s.ask(jax.random.key(2), state)  # eager, from the model
-        state = s.reserve(s.tell(state, x, jnp.sum(x, axis=1)), 9)
-        x, state = jax.jit(s.ask)(jax.random.key(3), state)
+        x, state = s.ask(jax.random.key(1), state)  # eager (both branches of the model switch)
+        state = s.reserve(s.tell(state, x, jnp.sum(x, axis=1)), 9)  # eager
+        x, state = jax.jit(s.ask)(jax.random.key(3), state)  # from the model
         state = jax.jit(s.tell)(state, x, jnp.sum(x, axis=1))
     off = _dtypes((x, state))
     assert "float64" not in off and state.post.chol.dtype == jnp.uint32, off
@@ -186,11 +187,12 @@ def test_no_float64_leaves_or_dtype_warnings_with_x64_off_and_same_dtypes_with_x
         # a fresh Space: jax caches the numpy index arrays a Space holds as device constants
         # of the precision they were first used in, so flipping x64 mid-process breaks reuse
         s = gp_bo(square(2), 4, num_initial=4, capacity=8, **FAST)
-        st = s.init(jax.random.key(0))
-        xo, st = s.ask(jax.random.key(1), st)
-        st = s.tell(st, xo, jnp.sum(xo, axis=1))
-        xo, st = s.ask(jax.random.key(2), st)
-        on = _dtypes((xo, s.reserve(s.tell(st, xo, jnp.sum(xo, axis=1)), 9)))
+        st = jax.eval_shape(s.init, jax.random.key(0))
+        xo, st = jax.eval_shape(s.ask, jax.random.key(1), st)
+        st = jax.eval_shape(lambda st, x: s.reserve(s.tell(st, x, jnp.sum(x, axis=1)), 9),
+                            st, xo)
+        xo, st = jax.eval_shape(s.ask, jax.random.key(2), st)
+        on = _dtypes((xo, jax.eval_shape(s.tell, st, xo, jnp.zeros(4))))
     assert on == off
 
 
@@ -207,7 +209,7 @@ def test_float64_gp_matches_numpy_float64_posterior_without_global_x64():
     x = jnp.asarray(rng.uniform(size=(24, 2)), jnp.float32)
     y = jnp.sin(5 * x[:, 0]) + jnp.cos(3 * x[:, 1])
     xq = rng.uniform(size=(50, 2))
-    s = gp_bo(space, 24, capacity=32, num_initial=1, num_candidates=128)
+    s = gp_bo(space, 24, capacity=32, num_initial=1, num_candidates=128, failure_model=False)
     st = jax.jit(s.tell)(s.init(jax.random.key(0)), x, y)
     assert st.x.dtype == jnp.float32 and st.post.chol.dtype == jnp.uint32
     with precision.scope(True):
