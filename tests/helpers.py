@@ -1,7 +1,17 @@
-"""Shared test helper: run a strategy for some generations inside one jitted lax.scan."""
+"""Shared test helpers: run a strategy for some generations inside one jitted lax.scan; the
+XLA options under which two different programs compute bit-identical results."""
+
+import os
 
 import jax
 import jax.numpy as jnp
+
+# ``jax.jit(..., compiler_options=DEFAULT_EMITTERS)``: XLA's default CPU fusion emitters for a
+# program whose results a test compares bit for bit with another program's. The suite compiles
+# with the older emitters (conftest.py), whose rounding depends on how XLA fused each program.
+DEFAULT_EMITTERS = ({"xla_cpu_use_fusion_emitters": True}
+                    if "xla_cpu_use_fusion_emitters=false" in os.environ.get("XLA_FLAGS", "")
+                    else {})
 
 
 def scan_strategy(strategy, f, gens, key):

@@ -52,7 +52,11 @@ def test_learns_a_rotated_ill_conditioned_ellipsoid():
     scales = jnp.asarray(10 ** (6 * np.arange(d) / (d - 1)), jnp.float32)
     rot = jnp.asarray(q, jnp.float32)
     f = lambda x: jnp.sum(scales * (rot @ (x - 0.45)) ** 2)
-    curve, _, st, lam = best_curve(f, d, 700)
+    # sigma0 = 0.1 keeps the search inside the cube: from the default 0.3 the mean of some
+    # seeds (1 of 8 measured) leaves it early and crawls along the clipped boundary for
+    # hundreds of generations, which is about bound handling, not covariance learning. From
+    # 0.1, seeds 0-7 all reach 1e-8 in 2430-3010 evaluations.
+    curve, _, st, lam = best_curve(f, d, 700, sigma0=0.1)
     # Without covariance adaptation this condition number (1e6, rotated) needs >1e5 evals.
     assert evals_to(curve, lam, 1e-8) <= 6000
     eig = np.linalg.eigvalsh(np.asarray(st.cov))

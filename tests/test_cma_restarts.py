@@ -1,11 +1,14 @@
 """IPOP/BIPOP-CMA-ES: restarts keep shapes fixed, follow the papers' schedule, and escape the
 local optima of Rastrigin where a single small-population CMA-ES run gets stuck."""
 
+import functools
+
 import jax
 import jax.numpy as jnp
 import numpy as np
 import pytest
 
+from helpers import DEFAULT_EMITTERS
 from jaxhpo import Float, Space
 from jaxhpo.strategies import cma_es, cma_es_restarts
 from jaxhpo.strategies._cma_restarts import STOP_CRITERIA
@@ -94,8 +97,9 @@ D, LAM, GENS, SEEDS = 10, 10, 2000, 4
 
 
 def run_seeds(s, f, seeds, gens=GENS):
-    """Final states and the first 50 generations' proposals per seed (one compile)."""
-    @jax.jit
+    """Final states and the first 50 generations' proposals per seed (one compile; with XLA's
+    default emitters, so that two strategies computing the same thing agree bit for bit)."""
+    @functools.partial(jax.jit, compiler_options=DEFAULT_EMITTERS)
     def go(key):
         k_init, key = jax.random.split(key)
 
