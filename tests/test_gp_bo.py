@@ -24,7 +24,7 @@ def sphere(key, hp):
     return (hp["x0"] - 0.7) ** 2 + (hp["x1"] - 0.2) ** 2
 
 
-def test_buffer_doubles_with_log2_compilations_and_keeps_every_observation():
+def test_buffer_doubles_with_log2_compilations_and_keeps_every_observation_unless_fixed():
     s = gp_bo(square(2), 16, **NO_FAILURES)
     traces = {"tell": 0}
 
@@ -53,6 +53,15 @@ def test_buffer_doubles_with_log2_compilations_and_keeps_every_observation():
         xq = jnp.asarray(np.random.default_rng(0).uniform(size=(16, 2)))
         for a, b in zip(gp.predict(post, xq), gp.predict(full, xq)):
             np.testing.assert_allclose(a, b, rtol=1e-6, atol=1e-9)
+    # capacity=64 (an int) fixes the buffer: the same ask/tell (no new compilation) with the
+    # fixed strategy's reserve keeps the 64 best of 80 observations instead of growing
+    fixed = gp_bo(square(2), 16, capacity=64, **NO_FAILURES)
+    res = jaxhpo.minimize(sphere, square(2), s._replace(tell=tell, reserve=fixed.reserve),
+                          num_generations=5, key=0)
+    assert res.state.x.shape[0] == 64 and traces["tell"] == 3
+    values = np.sort([t.value for t in res.history.trials])
+    assert len(values) == 80
+    np.testing.assert_allclose(np.sort(np.asarray(res.state.y)), values[:64], rtol=1e-6)
 
 
 def test_batch_of_64_is_distinct_inside_the_cube_and_cheap_to_grow():
@@ -172,24 +181,24 @@ def test_no_float64_leaves_or_dtype_warnings_with_x64_off_and_same_dtypes_with_x
 
     assert not jax.config.read("jax_enable_x64")
     space = square(2)
-    s = gp_bo(space, 4, num_initial=4, capacity=8, **FAST)
+    s = gp_bo(space, 4, num_initial=4, **FAST)  # capacity 64, grown to 128 below
     with warnings.catch_warnings():
         warnings.simplefilter("error")
         state = s.init(jax.random.key(0))
         x, state = s.ask(jax.random.key(1), state)  # eager (both branches of the model switch)
-        state = s.reserve(s.tell(state, x, jnp.sum(x, axis=1)), 9)  # eager
+        state = s.reserve(s.tell(state, x, jnp.sum(x, axis=1)), 65)  # eager
         x, state = jax.jit(s.ask)(jax.random.key(3), state)  # from the model
         state = jax.jit(s.tell)(state, x, jnp.sum(x, axis=1))
     off = _dtypes((x, state))
     assert "float64" not in off and state.post.chol.dtype == jnp.uint32, off
-    assert state.x.shape == (16, 2) and state.post.chol.shape == (16, 16, 2)
+    assert state.x.shape == (128, 2) and state.post.chol.shape == (128, 128, 2)
     with jax.enable_x64(True):
         # a fresh Space: jax caches the numpy index arrays a Space holds as device constants
         # of the precision they were first used in, so flipping x64 mid-process breaks reuse
-        s = gp_bo(square(2), 4, num_initial=4, capacity=8, **FAST)
+        s = gp_bo(square(2), 4, num_initial=4, **FAST)
         st = jax.eval_shape(s.init, jax.random.key(0))
         xo, st = jax.eval_shape(s.ask, jax.random.key(1), st)
-        st = jax.eval_shape(lambda st, x: s.reserve(s.tell(st, x, jnp.sum(x, axis=1)), 9),
+        st = jax.eval_shape(lambda st, x: s.reserve(s.tell(st, x, jnp.sum(x, axis=1)), 65),
                             st, xo)
         xo, st = jax.eval_shape(s.ask, jax.random.key(2), st)
         on = _dtypes((xo, jax.eval_shape(s.tell, st, xo, jnp.zeros(4))))
