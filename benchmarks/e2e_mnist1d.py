@@ -53,6 +53,11 @@ from jaxhpo import schedulers as S  # noqa: E402
 from jaxhpo.train import Trainer, mlp, mnist1d  # noqa: E402
 
 FIXED = {"optimizer": "adamw"}
+# ASHA with a model-based strategy runs in "stopping" mode: a trial leaves its slot when it
+# stops at a rung or finishes, so the strategy is told the value at the last rung it reached;
+# in "promotion" mode every trial pauses at the first rung and the strategy learns 40-step
+# accuracies only (ASHA + TPE, 5 seeds: 0.6025 vs 0.64 best validation accuracy at 30 s).
+ASHA_MODE = "stopping"
 SPACE = None  # set in main() from --max-width
 USER = (None, None)  # (the user's training program, its space), set in main()
 
@@ -115,12 +120,14 @@ def jax_arm(arm, trainer, seed, args, budget=None):
     if arm == "asha_tpe":
         # capacity 256 (not the default 1024): TPE's ask cost is linear in the buffer
         # (~60 vs ~280 ms for 8 proposals here), and a round trains in ~400 ms.
-        strat, sched = jaxhpo.strategies.tpe(space, 8, capacity=256), S.ASHA(lo, hi)
+        strat = jaxhpo.strategies.tpe(space, 8, capacity=256)
+        sched = S.ASHA(lo, hi, mode=ASHA_MODE)
     elif arm == "asha_gp":
         # capacity 512 fixed (default: 64, doubling): each doubling compiles ask and tell
         # again (~7 s each here), inside the timed run; a fixed buffer compiles once, in the
         # warm-up, and keeps its 512 best observations (ask ~20 ms for 8 proposals).
-        strat, sched = jaxhpo.strategies.gp_bo(space, 8, capacity=512), S.ASHA(lo, hi)
+        strat = jaxhpo.strategies.gp_bo(space, 8, capacity=512)
+        sched = S.ASHA(lo, hi, mode=ASHA_MODE)
     elif arm == "hyperband":
         strat, sched = jaxhpo.strategies.random_search(space, 8), S.HyperBand(lo, hi)
     elif arm == "bohb":
