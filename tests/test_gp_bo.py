@@ -323,3 +323,24 @@ def test_trust_region_draws_the_uniform_candidates_inside_the_box():
     assert x[:, 0].max() - x[:, 0].min() > 0.08 and x[:, 1].max() > 0.27
     x = uniform_half(False)
     assert x.min(axis=0).max() < 0.05 and x.max(axis=0).min() > 0.95
+
+
+def test_default_warm_up_is_the_whole_batches_that_fit_in_ten_points():
+    """q = 4 in 2-d: the default warm-up is two batches (8 of ``max(10, d + 1) = 10`` points),
+    not three: the first two asks equal those of an all-warm-up run (``num_initial=100``), the
+    third comes from the model and differs."""
+    space = square(2)
+    runs = []
+    for kw in ({}, {"num_initial": 100}):
+        s = gp_bo(space, 4, **NO_FAILURES, **kw)
+        ask, tell = jax.jit(s.ask), jax.jit(s.tell)
+        state, xs = s.init(jax.random.key(0)), []
+        for g in range(3):
+            x, state = ask(jax.random.key(100 + g), state)
+            state = tell(state, x, jnp.sum((x - 0.3) ** 2, axis=1))
+            xs.append(np.asarray(x))
+        runs.append(xs)
+    (a1, a2, a3), (b1, b2, b3) = runs
+    np.testing.assert_array_equal(a1, b1)
+    np.testing.assert_array_equal(a2, b2)
+    assert np.abs(a3 - b3).max() > 1e-3
