@@ -183,9 +183,9 @@ def reserve(cfg: GPBOConfig, state: GPBOState, n: int) -> GPBOState:
     """Grow the buffer (doubling) so it holds ``n`` observations; call outside ``jit``. A
     buffer whose size the user fixed (``capacity=int``) never grows: once full it keeps its
     best observations (:func:`insert`)."""
-    cap = new = state.x.shape[0]
     if not cfg.grows:
         return state
+    cap = new = state.x.shape[0]
     while new < n:
         new *= 2
     if new == cap:
