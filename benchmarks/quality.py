@@ -61,6 +61,14 @@ JAXHPO_STRATEGIES = {
     # half of each batch by Thompson sampling, half by kriging believer (an ablation)
     "gp_bo_ts": lambda space, batch: jaxhpo.strategies.gp_bo(space, batch,
                                                              thompson_fraction=0.5),
+    # the output warp and plug-in incumbent (defaults from q = 32) one at a time, see README
+    "gp_bo_yj": lambda space, batch: jaxhpo.strategies.gp_bo(space, batch,
+                                                             output_warp="yeo-johnson"),
+    "gp_bo_copula": lambda space, batch: jaxhpo.strategies.gp_bo(space, batch,
+                                                                 output_warp="copula"),
+    "gp_bo_plain": lambda space, batch: jaxhpo.strategies.gp_bo(space, batch, output_warp="none"),
+    "gp_bo_no_warp": lambda space, batch: jaxhpo.strategies.gp_bo(
+        space, batch, output_warp="none", plug_in=False),
     # uniform candidates inside a TuRBO trust region around the incumbent (Eriksson et al.
     # 2019): gp_bo's default from batch 32 on; these arms force it on or off (ablations)
     "gp_bo_tr": lambda space, batch: jaxhpo.strategies.gp_bo(space, batch, trust_region=True),

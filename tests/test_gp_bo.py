@@ -344,3 +344,87 @@ def test_default_warm_up_is_the_whole_batches_that_fit_in_ten_points():
     np.testing.assert_array_equal(a1, b1)
     np.testing.assert_array_equal(a2, b2)
     assert np.abs(a3 - b3).max() > 1e-3
+
+
+def test_output_warps_match_scipy():
+    """``output_warp``: the copula's targets are the normal scores of the ranks (scipy's
+    ``rankdata`` and ``norm.ppf``); Yeo-Johnson's are scipy's ``yeojohnson`` of the standardized
+    values at the grid exponent nearest scipy's maximum-likelihood one, for right-skewed,
+    left-skewed and symmetric samples; rows outside the mask stay 0."""
+    import inspect
+
+    from scipy.stats import norm, rankdata, yeojohnson
+
+    from jaxhpo.strategies._gp_bo_propose import targets
+
+    def cfg(warp):
+        return inspect.getclosurevars(gp_bo(square(2), 4, output_warp=warp).init).nonlocals["cfg"]
+
+    rng = np.random.default_rng(0)
+    mask = jnp.arange(52) < 50
+    for y in (np.exp(1.5 * rng.normal(size=50)), -np.exp(rng.normal(size=50)),
+              rng.normal(size=50)):
+        yp = jnp.asarray(np.r_[y, 7.0, 7.0], jnp.float32)
+        u = (y - y.mean()) / y.std()
+        lam = yeojohnson(u)[1]
+        assert -2.0 < lam < 3.0
+        got = np.asarray(targets(cfg("yeo-johnson"), yp, mask))
+        np.testing.assert_allclose(got[:50], yeojohnson(u, lmbda=round(lam, 1)), atol=1e-5)
+        got = np.asarray(targets(cfg("copula"), yp, mask))
+        np.testing.assert_allclose(got[:50], norm.ppf((rankdata(y) - 0.5) / 50), atol=1e-5)
+        assert np.all(got[50:] == 0.0)
+    np.testing.assert_array_equal(targets(cfg("none"), yp, mask), yp)
+
+
+def test_plug_in_incumbent_is_the_lowest_posterior_mean_at_the_observations():
+    """``plug_in=True``: EI's incumbent is the lowest posterior mean over the observations
+    (numpy closed form, R&W Eq. 2.25, on the Yeo-Johnson targets), which with a noise floor
+    lies above the lowest target; ``plug_in=False``: the lowest target. A copula warp makes the
+    fitted posterior the same for ``y`` and the monotone ``exp(3 y)``. Both are the defaults
+    from ``q = 32`` only."""
+    import inspect
+
+    from scipy.stats import yeojohnson
+
+    from jaxhpo.gp import _precision as precision
+    from jaxhpo.strategies._gp_bo_propose import incumbent
+
+    rng = np.random.default_rng(3)
+    x = jnp.asarray(rng.uniform(size=(24, 2)), jnp.float32)
+    y = jnp.sin(5 * x[:, 0]) + jnp.cos(3 * x[:, 1])
+    yo = np.asarray(y, np.float64)
+    u = (yo - yo.mean()) / yo.std()
+    z = yeojohnson(u, lmbda=round(yeojohnson(u)[1], 1))
+    zs = (z - z.mean()) / z.std()
+    kw = dict(capacity=32, num_initial=1, num_candidates=128, failure_model=False,
+              min_noise=0.05)
+    s = gp_bo(square(2), 24, output_warp="yeo-johnson", plug_in=True, **kw)
+    cfg = inspect.getclosurevars(s.init).nonlocals["cfg"]
+    st = jax.jit(s.tell)(s.init(jax.random.key(0)), x, y)
+    with precision.scope(True):
+        post = precision.unpack(st.post)
+        inc = float(incumbent(cfg, post, st))
+        inc_obs = float(incumbent(cfg._replace(plug_in=False), post, st))
+        ls, sig, noise = (np.asarray(a) for a in (post.lengthscale, post.signal, post.noise))
+
+    def matern(a, b):
+        r = np.sqrt(5 * np.sum(((a[:, None] - b[None]) / ls) ** 2, -1))
+        return sig * (1 + r + r * r / 3) * np.exp(-r)
+
+    xo = np.asarray(x, np.float64)
+    gram = matern(xo, xo) + (noise + 1e-10 * sig) * np.eye(24)
+    mean = matern(xo, xo) @ np.linalg.solve(gram, zs)
+    assert noise >= 0.05
+    np.testing.assert_allclose(inc, mean.min(), atol=1e-6)
+    np.testing.assert_allclose(inc_obs, zs.min(), atol=1e-5)
+    assert inc > inc_obs + 0.01
+
+    s = gp_bo(square(2), 24, output_warp="copula", **kw)
+    tell, st0 = jax.jit(s.tell), s.init(jax.random.key(0))
+    st, st_exp = tell(st0, x, y), tell(st0, x, jnp.exp(3.0 * y))
+    with precision.scope(True):
+        np.testing.assert_allclose(np.asarray(precision.unpack(st.post).alpha),
+                                   np.asarray(precision.unpack(st_exp.post).alpha), atol=1e-6)
+    cfgs = [inspect.getclosurevars(gp_bo(square(2), q).init).nonlocals["cfg"] for q in (8, 32)]
+    assert [(c.output_warp, c.plug_in) for c in cfgs] == [("none", False),
+                                                           ("yeo-johnson", True)]
