@@ -122,7 +122,8 @@ def run_botorch(tf, evals: int, batch: int, seeds: list[int], fixed_noise: bool 
     """Best-so-far values ``f[seeds, evals]`` of BoTorch (an optional reference, ``pip install
     botorch``): ``SingleTaskGP`` with its default priors, outputs standardized, refitted each
     round, (q)LogEI as in :func:`_botorch_batch`; a scrambled Sobol warm-up of as many points as
-    gp_bo's (``max(10, d + 1)`` rounded up to whole batches); the same float32 objective as
+    gp_bo's default (the whole batches that fit in ``max(10, d + 1)``, at least one; before
+    2026-12-07 both rounded up instead); the same float32 objective as
     :func:`run_jaxhpo`. By default the GP infers its noise (BoTorch's default, which floors it at
     ``1e-4`` of the standardized variance); ``fixed_noise`` fixes it at ``1e-8`` of the
     variance of the observations, for these noise-free functions."""
@@ -137,7 +138,7 @@ def run_botorch(tf, evals: int, batch: int, seeds: list[int], fixed_noise: bool 
 
     d = len(tf.space)
     f = jax.jit(lambda u: tf.fn(tf.from_unit(u)))
-    n_init = math.ceil(max(10, d + 1) / batch) * batch
+    n_init = max(1, max(10, d + 1) // batch) * batch  # gp_bo's default num_initial
     out = []
     for s in seeds:
         torch.manual_seed(s)

@@ -148,8 +148,9 @@ def incumbent(cfg, post: gp.Posterior, state) -> jax.Array:
     noise, e.g. on a rugged objective) the best target lies below the posterior mean everywhere
     near it, so EI against it vanishes around the data and a batch goes to unexplored corners."""
     z = (targets(cfg, state.y, state.status == OK) - post.y_mean) / post.y_std
-    if cfg.plug_in:  # the mean at the data, K alpha = z - (noise + jitter) alpha, in O(C)
-        z = z - (post.noise + jitter_for(post.alpha.dtype) * post.signal) * post.alpha
+    if cfg.plug_in:  # the mean at the data, K alpha = z - (noise + jitter) alpha, in O(C);
+        # the jitter the factor was built with (the GP's dtype, also for the float32 screen)
+        z = z - (post.noise + jitter_for(cfg.gp_dtype) * post.signal) * post.alpha
     return jnp.min(jnp.where(feasible_rows(cfg, state), z, jnp.inf))
 
 
