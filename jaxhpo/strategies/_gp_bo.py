@@ -390,9 +390,10 @@ def gp_bo(space, batch_size: int = 1, *, acquisition: str = "logei",
       kernel: ``"matern52"`` (default) or ``"rbf"``.
       num_initial: quasi-random observations before the model is used (default: the
         whole batches that fit in ``max(10, d + 1)``, at least one: for ``d < 10``, 10 points
-        at ``q = 1``, two batches of 4 at ``q = 4``, one batch from ``q = 6``). A warm-up of one batch instead of two gave the
-        batch model one more round: Hartmann-6 at ``q = 8``, 100 evaluations, seeds 10–29,
-        global basin in 14 of 20 seeds instead of 9 (``benchmarks/README.md``).
+        at ``q = 1``, two batches of 4 at ``q = 4``, one batch from ``q = 6``). A warm-up of
+        one batch instead of two gave the batch model one more round: Hartmann-6 at
+        ``q = 8``, 100 evaluations, seeds 10–29, global basin in 14 of 20 seeds instead of 9
+        (``benchmarks/README.md``).
       capacity: observation buffer size. ``None`` (default): starts at
         ``max(64, 2 q)`` and doubles through :attr:`Strategy.reserve`, which drivers call
         outside ``jit`` (``minimize`` as the run grows — at most ``log2(n)`` compilations;
